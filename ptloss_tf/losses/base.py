@@ -1,0 +1,127 @@
+"""Shared machinery of the distillation losses (one convention for all).
+
+Call convention of every loss in `ptloss_tf.losses`:
+
+* `y_true`: teacher probabilities `[B, K]` (rows on the simplex).
+* `y_pred`: student logits (`from_logits=True`) or probabilities `[B, K]`.
+* `temperature=T`: teacher and student distributions are both softened,
+  `p_T = softmax(log p / T)` (equal to `softmax(teacher_logits / T)`) and
+  `q_T = softmax(z / T)`, and the loss is multiplied by `T^2` (Hinton et al.
+  2015) so gradient magnitudes do not shrink with `T`.
+
+Computation happens in float32 (float64 if the loss dtype is float64) whatever
+the inputs' dtype, so `mixed_bfloat16` / `mixed_float16` students get an exact
+loss. Value checks (NaN, negative, unnormalised teacher rows) run only when the
+loss is called eagerly on concrete tensors; inside a compiled step only the
+static shape checks remain (see `ptloss_tf.validation`).
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from ptloss_tf import validation
+
+#: Clip for student probabilities given with `from_logits=False`.
+PROBABILITY_EPSILON = 1e-7
+
+
+def _is_concrete(x):
+    return hasattr(x, "numpy") and not keras.backend.is_keras_tensor(x)
+
+
+class DistillationLossBase(keras.losses.Loss):
+    """Base class: input handling shared by all distillation losses."""
+
+    def __init__(
+        self,
+        from_logits=False,
+        temperature=1.0,
+        reduction="sum_over_batch_size",
+        name=None,
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        self.from_logits = bool(from_logits)
+        self.temperature = validation.check_positive(temperature, "temperature")
+
+    @property
+    def compute_dtype_for_loss(self):
+        return "float64" if self.dtype == "float64" else "float32"
+
+    def _check_shapes(self, y_true, y_pred, num_classes=None):
+        t_shape = tuple(y_true.shape)
+        p_shape = tuple(y_pred.shape)
+        if len(t_shape) < 1 or len(p_shape) < 1:
+            raise ValueError(
+                f"{self.name}: `y_true` (teacher probabilities) and `y_pred` "
+                f"(student) must have a class axis, got shapes {t_shape} and "
+                f"{p_shape}."
+            )
+        k_true, k_pred = t_shape[-1], p_shape[-1]
+        if k_true is not None and k_pred is not None and k_true != k_pred:
+            raise ValueError(
+                f"{self.name}: class-count mismatch: teacher probabilities "
+                f"`y_true` have {k_true} classes (shape {t_shape}), the "
+                f"student `y_pred` has {k_pred} (shape {p_shape})."
+            )
+        if num_classes is not None:
+            for k, what, shape in (
+                (k_true, "teacher `y_true`", t_shape),
+                (k_pred, "student `y_pred`", p_shape),
+            ):
+                if k is not None and k != num_classes:
+                    raise ValueError(
+                        f"{self.name}: class-count mismatch: the coefficients "
+                        f"have {num_classes} classes but the {what} has {k} "
+                        f"(shape {shape})."
+                    )
+        if len(t_shape) != len(p_shape):
+            raise ValueError(
+                f"{self.name}: `y_true` and `y_pred` must have the same rank, "
+                f"got shapes {t_shape} and {p_shape}."
+            )
+
+    def _check_values(self, y_true):
+        if _is_concrete(y_true):
+            t = np.asarray(y_true)
+            validation.check_probabilities(
+                t.reshape(-1, t.shape[-1]), name="y_true (teacher probabilities)"
+            )
+
+    def _prepare(self, y_true, y_pred, num_classes=None):
+        """Returns `(p, log_q)`: tempered teacher probs and student log-probs."""
+        self._check_shapes(y_true, y_pred, num_classes)
+        self._check_values(y_true)
+        dtype = self.compute_dtype_for_loss
+        p = ops.stop_gradient(ops.cast(y_true, dtype))
+        z = ops.cast(y_pred, dtype)
+        if self.from_logits:
+            log_q = ops.log_softmax(z / self.temperature, axis=-1)
+        else:
+            log_q = ops.log(ops.clip(z, PROBABILITY_EPSILON, 1.0))
+            if self.temperature != 1.0:
+                log_q = ops.log_softmax(log_q / self.temperature, axis=-1)
+        if self.temperature != 1.0:
+            # log(0) = -inf keeps zero-probability classes at exactly zero.
+            p = ops.stop_gradient(
+                ops.softmax(ops.log(p) / self.temperature, axis=-1)
+            )
+        return p, log_q
+
+    @staticmethod
+    def _kl(p, log_q):
+        """`KL(p || q)` per example, with `0 log 0 = 0`."""
+        return ops.sum(ops.xlogy(p, p) - p * log_q, axis=-1)
+
+    def _scale(self, per_example):
+        if self.temperature != 1.0:
+            per_example = per_example * (self.temperature**2)
+        return per_example
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {"from_logits": self.from_logits, "temperature": self.temperature}
+        )
+        return config
