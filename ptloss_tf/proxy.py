@@ -83,16 +83,43 @@ def _solve_convex(teacher_probs, coefficients, max_iterations):
     active = p > 0.0
     q = p
 
+    order = len(eta_by_order)
+    # c_m = eta_m + 1/m >= 0 in the box. Writing f'(q) and f''(q) with c and
+    # the closed-form tails of the -log q series avoids the cancellation
+    # 1/q^2 + P''(u) ~ 0 at the box's corner (eta = -1/m), where the loss is
+    # almost flat near q = 1.
+    shifted = [e + 1.0 / (m + 1) for m, e in enumerate(eta_by_order)]
+
     def newton_step(q):
         q_safe = tf.where(active, q, tf.ones_like(q))
-        _, first, second = _polynomial_and_derivatives(eta_by_order, 1.0 - q)
-        gradient = tf.where(active, p * (-1.0 / q_safe - first), _zeros(q))
-        hessian = p * (1.0 / (q_safe * q_safe) + second)
-        inverse_hessian = tf.where(active, 1.0 / hessian, _zeros(q))
-        multiplier = tf.reduce_sum(
-            gradient * inverse_hessian, -1, keepdims=True
-        ) / tf.reduce_sum(inverse_hessian, -1, keepdims=True)
+        u = 1.0 - q
+        _, first, second = _polynomial_and_derivatives(shifted, u)
+        tail_first = tf.pow(u, order) / q_safe
+        tail_second = (
+            tf.pow(u, order - 1) * (order - (order - 1) * u) / (q_safe * q_safe)
+        )
+        gradient = tf.where(active, -p * (tail_first + first), _zeros(q))
+        curvature = p * (tail_second + second)
+        inverse_hessian = tf.where(
+            active, 1.0 / tf.maximum(curvature, 1e-300), _zeros(q)
+        )
+        weight = inverse_hessian / tf.reduce_max(
+            inverse_hessian, -1, keepdims=True
+        )
+        multiplier = tf.reduce_sum(gradient * weight, -1, keepdims=True) / (
+            tf.reduce_sum(weight, -1, keepdims=True)
+        )
         direction = -(gradient - multiplier) * inverse_hessian
+        # The class with the largest inverse curvature takes minus the sum of
+        # the others, so sum(direction) = 0 holds to rounding even when its
+        # inverse curvature is huge.
+        pivot = tf.one_hot(
+            tf.argmax(inverse_hessian, axis=-1), tf.shape(q)[-1], dtype=q.dtype
+        ) > 0.5
+        others = tf.reduce_sum(
+            tf.where(pivot, _zeros(q), direction), -1, keepdims=True
+        )
+        direction = tf.where(pivot, -others + _zeros(q), direction)
         decrement = -tf.reduce_sum(gradient * direction, axis=-1)
         return direction, tf.maximum(decrement, 0.0)
 
