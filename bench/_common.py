@@ -164,3 +164,22 @@ def ensure_keras_xlogy():
         file=sys.stderr,
     )
     return True
+
+
+def add_thread_args(parser):
+    parser.add_argument(
+        "--intra-op-threads", type=int, default=0,
+        help="TensorFlow intra-op thread count (0 = TensorFlow's default)")
+    parser.add_argument(
+        "--inter-op-threads", type=int, default=0,
+        help="TensorFlow inter-op thread count (0 = TensorFlow's default)")
+
+
+def apply_thread_args(args):
+    """Must run before TensorFlow executes its first op."""
+    import tensorflow as tf
+
+    if args.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.intra_op_threads)
+    if args.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)

@@ -40,6 +40,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import _common  # noqa: F401  (sets up sys.path and TF log level first)
 
@@ -80,6 +81,7 @@ def parse_args(argv=None):
                         help="exit 1 if a target is missed")
     parser.add_argument("--cold-child", nargs=3, type=int, default=None,
                         metavar=("K", "N", "S"), help=argparse.SUPPRESS)
+    _common.add_thread_args(parser)
     args = parser.parse_args(argv)
     if args.num_examples is None:
         args.num_examples = 1000 if args.quick else 10_000
@@ -184,7 +186,9 @@ def cold_search_seconds(num_classes, num_examples, num_candidates, args):
     cmd = [sys.executable, os.path.abspath(__file__),
            "--cold-child", str(num_classes), str(num_examples),
            str(num_candidates), "--order", str(args.order),
-           "--seed", str(args.seed)]
+           "--seed", str(args.seed),
+           "--intra-op-threads", str(args.intra_op_threads),
+           "--inter-op-threads", str(args.inter_op_threads)]
     out = subprocess.run(cmd, capture_output=True, text=True, check=False,
                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     for line in reversed(out.stdout.splitlines()):
@@ -194,6 +198,7 @@ def cold_search_seconds(num_classes, num_examples, num_candidates, args):
 
 
 def run_cold_child(args):
+    _common.apply_thread_args(args)
     _common.quiet_tensorflow()
     num_classes, num_examples, num_candidates = args.cold_child
     p, labels = make_data(num_examples, num_classes, args.seed)
@@ -213,18 +218,20 @@ def bench_k(num_classes, args):
     proxies = ptloss_tf.proxy_teacher(p, candidates).numpy()
     first_s = _common.timer() - start
 
-    warm = []
+    warm, warm_cpu = [], []
     for _ in range(args.repeats):
-        start = _common.timer()
+        start, start_cpu = _common.timer(), time.process_time()
         proxies = ptloss_tf.proxy_teacher(p, candidates).numpy()
         warm.append(_common.timer() - start)
+        warm_cpu.append(time.process_time() - start_cpu)
 
-    search_times, result = [], None
+    search_times, search_cpu, result = [], [], None
     for _ in range(args.repeats):
-        start = _common.timer()
+        start, start_cpu = _common.timer(), time.process_time()
         result = ptloss_tf.search_coefficients(p, labels, order=order,
                                                num_candidates=s)
         search_times.append(_common.timer() - start)
+        search_cpu.append(time.process_time() - start_cpu)
     same_candidates = bool(np.array_equal(result.candidates, candidates))
 
     cold_s = None if args.no_cold else cold_search_seconds(num_classes, n, s, args)
@@ -242,9 +249,11 @@ def bench_k(num_classes, args):
         "proxy_compile_estimate_s": first_s - warm_s,
         "proxy_warm_s": warm_s,
         "proxy_warm_samples_s": warm,
+        "proxy_warm_cpu_s": _common.median(warm_cpu),
         "proxy_us_per_solve": warm_s / (n * s) * 1e6,
         "search_warm_s": search_s,
         "search_warm_samples_s": search_times,
+        "search_warm_cpu_s": _common.median(search_cpu),
         "search_cold_fresh_process_s": cold_s,
         "search_uses_same_candidates": same_candidates,
         "scipy": ref,
@@ -276,14 +285,19 @@ def print_tables(rows, args):
           f"(warm = median of {args.repeats})")
     print(_common.format_table(
         ["K", "N", "S", "M", "proxy 1st call(s)", "proxy warm(s)",
-         "us/solve", "search warm(s)", "search cold(s)"],
+         "proxy cpu(s)", "us/solve", "search warm(s)", "search cpu(s)",
+         "search cold(s)"],
         [[r["num_classes"], r["num_examples"], r["num_candidates"], r["order"],
           f(r["proxy_first_call_s"], ".2f"), f(r["proxy_warm_s"], ".3f"),
+          f(r["proxy_warm_cpu_s"], ".3f"),
           f(r["proxy_us_per_solve"], ".3f"), f(r["search_warm_s"], ".3f"),
+          f(r["search_warm_cpu_s"], ".3f"),
           f(r["search_cold_fresh_process_s"], ".2f")] for r in rows],
-        align="rrrrrrrrr"))
+        align="rrrrrrrrrrr"))
     print("   proxy 1st call = trace + XLA compile + run; search cold = first "
-          "call in a fresh process")
+          "call in a fresh process (wall);\n   cpu = process CPU time, all "
+          "threads (wall < cpu when both cores work; wall >> cpu/2 hints at "
+          "contention)")
 
     print(f"\n## per-example scipy reference (SLSQP) on random "
           f"(example, candidate) pairs")
@@ -310,6 +324,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.cold_child is not None:
         return run_cold_child(args)
+    _common.apply_thread_args(args)
     _common.quiet_tensorflow()
     env = _common.environment()
     env["load_average_at_start"] = os.getloadavg()
@@ -338,7 +353,9 @@ def main(argv=None):
             print(f"   NOTE K={r['num_classes']}: search_coefficients drew "
                   "different candidates than sample_candidates(seed=0)")
     elapsed = _common.timer() - total_start
-    print(f"# benchmark wall time {elapsed:.1f} s")
+    env["load_average_at_end"] = os.getloadavg()
+    print(f"# benchmark wall time {elapsed:.1f} s; load avg at end "
+          f"{env['load_average_at_end'][0]:.2f} on {env['cpu_count']} cpus")
     if args.json:
         _common.write_json(args.json, {
             "benchmark": "bench_solver",

@@ -94,10 +94,11 @@ def _solve_convex(teacher_probs, coefficients, max_iterations):
         q_safe = tf.where(active, q, tf.ones_like(q))
         u = 1.0 - q
         _, first, second = _polynomial_and_derivatives(shifted, u)
-        tail_first = tf.pow(u, order) / q_safe
-        tail_second = (
-            tf.pow(u, order - 1) * (order - (order - 1) * u) / (q_safe * q_safe)
-        )
+        u_power = tf.ones_like(u)
+        for _ in range(order - 1):
+            u_power = u_power * u
+        tail_first = u_power * u / q_safe
+        tail_second = u_power * (order - (order - 1) * u) / (q_safe * q_safe)
         gradient = tf.where(active, -p * (tail_first + first), _zeros(q))
         curvature = p * (tail_second + second)
         inverse_hessian = tf.where(

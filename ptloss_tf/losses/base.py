@@ -112,7 +112,9 @@ class DistillationLossBase(keras.losses.Loss):
     @staticmethod
     def _kl(p, log_q):
         """`KL(p || q)` per example, with `0 log 0 = 0`."""
-        return ops.sum(ops.xlogy(p, p) - p * log_q, axis=-1)
+        positive = p > 0
+        p_log_p = ops.where(positive, p * ops.log(ops.where(positive, p, 1.0)), 0.0)
+        return ops.sum(p_log_p - p * log_q, axis=-1)
 
     def _scale(self, per_example):
         if self.temperature != 1.0:

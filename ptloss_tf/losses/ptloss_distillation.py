@@ -40,7 +40,7 @@ class PTLossDistillation(keras.distillation.DistillationLoss):
 
     def validate_outputs(self, teacher_outputs, student_outputs):
         super().validate_outputs(teacher_outputs, student_outputs)
-        self.loss._check_shapes(
+        self._loss._check_shapes(
             teacher_outputs, student_outputs, self.coefficients.num_classes
         )
 
