@@ -25,3 +25,4 @@ from ptloss_tf.search import search_coefficients
 from ptloss_tf.search_result import SearchResult
 
 __version__ = "0.1.0"
+from ptloss_tf.distiller import Distiller  # noqa: E402
