@@ -1,0 +1,509 @@
+"""Benchmark: `ptloss_tf.Distiller.fit` throughput on a small keras-hub BERT.
+
+Three training runs of the same student architecture (a random-weight
+keras-hub `BertBackbone`: 2 layers, hidden 64, 2 heads, intermediate 128,
+sequence length 64, in a `BertTextClassifier` with `preprocessor=None`) on
+the same data, batch size, optimizer and `jit_compile` setting:
+
+* `ptloss Distiller (cached)`: `ptloss_tf.Distiller(student)` fitted on
+  `(inputs, {"teacher_probs", "labels"})`, the teacher probabilities
+  precomputed once with `teacher.predict`;
+* `plain BertTextClassifier`: `BertTextClassifier.fit` on `(inputs, labels)`,
+  compiled with `SparseCategoricalCrossentropy(from_logits=True)`;
+* `keras Distiller (live teacher)`: `keras.distillation.Distiller` with a
+  6-layer teacher of the same width (random weights) that runs on every step,
+  `LogitsDistillation(temperature=1)`, fitted on `(inputs, labels)`.
+
+The two distillers optimise the same objective: `0.5 * CE(labels, student) +
+0.5 * KL(softmax(teacher) || softmax(student))`.
+
+Reported:
+
+(a) examples/s of the cached-teacher `ptloss_tf.Distiller` vs the plain
+    classifier, and their ratio (target: >= 0.97);
+(b) examples/s of `keras.distillation.Distiller` running the teacher vs the
+    cached-teacher `ptloss_tf.Distiller` (the speed-up of caching), and the
+    one-off cost of precomputing the teacher outputs (`teacher.predict`,
+    first call with tracing, and a warm second call), with the number of
+    epochs after which the cache has paid for itself.
+
+Texts are random sequences from a generated word list; they are tokenised by
+`keras_hub.models.BertTextClassifierPreprocessor` in the `tf.data` pipeline,
+cached, and the cache is filled before anything is timed, so tokenisation is
+never in a timed number. Every model is warmed up with one full epoch (tracing
+and graph compilation), then `--rounds` rounds are timed; a round runs one
+`fit(epochs=1)` per model, one after another in a rotating order (A B, B A,
+...), so the runs see the same machine conditions; the Keras distiller joins
+the first `--keras-rounds` rounds. An epoch is timed by a callback
+(`on_epoch_begin` to `on_epoch_end`); the whole `fit` call is timed as well
+(the difference is the per-call set-up). Ratios are medians of the per-round
+(paired) ratios.
+
+Usage:
+    .venv/bin/python bench/bench_distiller.py                # full run (< 4 min)
+    .venv/bin/python bench/bench_distiller.py --quick        # smoke run
+    .venv/bin/python bench/bench_distiller.py --json bench/results/distiller.json
+
+Exit status is 0 unless `--strict` is given and the target is missed.
+"""
+
+import argparse
+import os
+import sys
+import warnings
+
+import _common  # noqa: F401  (sets up sys.path and TF log level first)
+
+import numpy as np
+import tensorflow as tf
+
+import keras
+import keras_hub
+
+import ptloss_tf
+
+SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+PTL, PLAIN, KERAS = "ptloss", "plain", "keras"
+LABELS = {
+    PTL: "ptloss Distiller (cached)",
+    PLAIN: "plain BertTextClassifier",
+    KERAS: "keras Distiller (live teacher)",
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: tiny models and data, one round "
+                             "(its verdict says nothing about the target)")
+    parser.add_argument("--examples", type=int, default=None,
+                        help="training examples per epoch (default 1024; quick 64)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=None,
+                        help="sequence length (default 64; quick 16)")
+    parser.add_argument("--num-classes", type=int, default=3)
+    parser.add_argument("--vocab-words", type=int, default=1000,
+                        help="generated words in the vocabulary (plus 5 special tokens)")
+    parser.add_argument("--student-layers", type=int, default=None,
+                        help="student transformer layers (default 2; quick 1)")
+    parser.add_argument("--teacher-layers", type=int, default=None,
+                        help="teacher transformer layers (default 6; quick 2)")
+    parser.add_argument("--hidden-dim", type=int, default=64)
+    parser.add_argument("--num-heads", type=int, default=2)
+    parser.add_argument("--intermediate-dim", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="timed rounds of ptloss Distiller vs plain (default 8; quick 1)")
+    parser.add_argument("--keras-rounds", type=int, default=None,
+                        help="how many of those rounds also time the Keras "
+                             "distiller (default 4; quick 1)")
+    parser.add_argument("--jit-compile", choices=["auto", "true", "false"],
+                        default="auto",
+                        help="jit_compile for every model (auto = Keras' "
+                             "choice: off on a CPU-only machine)")
+    parser.add_argument("--distillation-loss", choices=["kl", "ptloss"],
+                        default="kl",
+                        help="loss of the ptloss Distiller: ptloss_tf.KLDivergence "
+                             "(the same objective as Keras' LogitsDistillation, "
+                             "default) or ptloss_tf.PTLoss of order --ptloss-order")
+    parser.add_argument("--ptloss-order", type=int, default=5)
+    parser.add_argument("--student-loss-weight", type=float, default=0.5,
+                        help="both distillers (Keras' default 0.5)")
+    parser.add_argument("--learning-rate", type=float, default=1e-4)
+    parser.add_argument("--target", type=float, default=0.97,
+                        help="min allowed examples/s ratio ptloss Distiller / plain")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the results as JSON to PATH")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 if the target is missed")
+    _common.add_thread_args(parser)
+    args = parser.parse_args(argv)
+    quick = args.quick
+    defaults = {
+        "examples": (64, 1024),
+        "seq_len": (16, 64),
+        "student_layers": (1, 2),
+        "teacher_layers": (2, 6),
+        "rounds": (1, 8),
+        "keras_rounds": (1, 4),
+    }
+    for name, (q, full) in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, q if quick else full)
+    args.keras_rounds = min(args.keras_rounds, args.rounds)
+    if args.rounds < 1:
+        parser.error("--rounds must be >= 1")
+    args.jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    return args
+
+
+# -- data --------------------------------------------------------------------
+
+
+def make_data(args, rng):
+    words = [f"w{i:05d}" for i in range(args.vocab_words)]
+    vocabulary = SPECIAL_TOKENS + words
+    tokenizer = keras_hub.tokenizers.BertTokenizer(
+        vocabulary=vocabulary, lowercase=False
+    )
+    preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
+        tokenizer=tokenizer, sequence_length=args.seq_len
+    )
+    lengths = rng.integers(args.seq_len // 3, args.seq_len * 5 // 4,
+                           size=args.examples)
+    texts = [" ".join(rng.choice(words, size=n)) for n in lengths]
+    labels = rng.integers(0, args.num_classes, size=args.examples).astype(np.int32)
+    return vocabulary, preprocessor, texts, labels
+
+
+def cached_dataset(preprocessor, batch_size, texts, *columns, structure):
+    """Tokenised in the pipeline, then cached; `structure(x, *columns)`."""
+    ds = tf.data.Dataset.from_tensor_slices((texts, *columns)).batch(batch_size)
+    ds = ds.map(
+        lambda t, *c: structure(preprocessor(t), *c),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    return ds.cache().prefetch(tf.data.AUTOTUNE)
+
+
+def fill_cache(ds):
+    """One full pass, so the cache is complete before anything is timed."""
+    batches = 0
+    for _ in ds:
+        batches += 1
+    return batches
+
+
+# -- models ------------------------------------------------------------------
+
+
+def make_classifier(args, vocabulary, num_layers, seed):
+    keras.utils.set_random_seed(seed)
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=len(vocabulary),
+        num_layers=num_layers,
+        num_heads=args.num_heads,
+        hidden_dim=args.hidden_dim,
+        intermediate_dim=args.intermediate_dim,
+        max_sequence_length=args.seq_len,
+    )
+    return keras_hub.models.BertTextClassifier(
+        backbone=backbone, num_classes=args.num_classes, preprocessor=None
+    )
+
+
+def ptloss_distillation_loss(args, rng):
+    if args.distillation_loss == "kl":
+        return ptloss_tf.KLDivergence(from_logits=True), None
+    eta = rng.uniform(0.0, 2.0, size=(args.ptloss_order, args.num_classes))
+    return ptloss_tf.PTLoss(eta, from_logits=True), eta
+
+
+def softmax(logits):
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+# -- timing ------------------------------------------------------------------
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.start = None
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = _common.timer()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(_common.timer() - self.start)
+
+
+class Run:
+    def __init__(self, key, model, dataset, examples):
+        self.key = key
+        self.model = model
+        self.dataset = dataset
+        self.examples = examples
+        self.epoch_s = []
+        self.fit_s = []
+        self.losses = []
+        self.warmup_s = None
+        self.warmup_epoch_s = None
+
+    def fit_epoch(self):
+        timer = EpochTimer()
+        start = _common.timer()
+        history = self.model.fit(self.dataset, epochs=1, verbose=0,
+                                 callbacks=[timer])
+        total = _common.timer() - start
+        return total, timer.seconds[-1], float(history.history["loss"][-1])
+
+    def warm_up(self):
+        self.warmup_s, self.warmup_epoch_s, loss = self.fit_epoch()
+        self.losses.append(loss)
+
+    def timed_epoch(self):
+        total, epoch, loss = self.fit_epoch()
+        self.fit_s.append(total)
+        self.epoch_s.append(epoch)
+        self.losses.append(loss)
+
+    def summary(self):
+        eps = [self.examples / s for s in self.epoch_s]
+        return {
+            "run": self.key,
+            "label": LABELS[self.key],
+            "examples_per_epoch": self.examples,
+            "epochs_timed": len(self.epoch_s),
+            "epoch_s": self.epoch_s,
+            "fit_call_s": self.fit_s,
+            "examples_per_s_median": self.examples / _common.median(self.epoch_s),
+            "examples_per_s_best": max(eps),
+            "examples_per_s_per_epoch": eps,
+            "examples_per_s_fit_call_median": self.examples / _common.median(self.fit_s),
+            "fit_call_overhead_s_median": _common.median(
+                [f - e for f, e in zip(self.fit_s, self.epoch_s)]
+            ),
+            "warmup_fit_s": self.warmup_s,
+            "warmup_epoch_s": self.warmup_epoch_s,
+            "loss_per_epoch": self.losses,
+            "jit_compile": bool(self.model.jit_compile),
+        }
+
+
+def paired_ratios(numerator, denominator, rounds):
+    """Per round, examples/s of `numerator` over `denominator`."""
+    return [denominator.epoch_s[r] / numerator.epoch_s[r] for r in range(rounds)]
+
+
+# -- report ------------------------------------------------------------------
+
+
+def print_runs_table(summaries):
+    rows = []
+    for s in summaries:
+        rows.append([
+            s["label"], s["epochs_timed"],
+            f"{s['examples_per_s_median']:.1f}", f"{s['examples_per_s_best']:.1f}",
+            f"{1e3 * _common.median(s['epoch_s']) / s['steps']:.1f}",
+            f"{s['examples_per_s_fit_call_median']:.1f}",
+            f"{s['fit_call_overhead_s_median']:.3f}",
+            f"{s['warmup_fit_s']:.1f}",
+            f"{s['loss_per_epoch'][-1]:.4f}",
+        ])
+    print(_common.format_table(
+        ["run", "epochs", "ex/s(med)", "ex/s(best)", "ms/step(med)",
+         "ex/s(fit call)", "fit set-up(s)", "warm-up(s)", "last loss"],
+        rows, align="lrrrrrrrr"))
+
+
+def spread(values):
+    return f"{min(values):.3f}..{max(values):.3f}"
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    _common.apply_thread_args(args)
+    _common.quiet_tensorflow()
+    warnings.filterwarnings(
+        "ignore", message=".*`shuffle=True` was passed.*", category=UserWarning
+    )
+    shimmed = _common.ensure_keras_xlogy()
+    env = _common.environment()
+    env["keras_hub"] = keras_hub.__version__
+    env["keras_ops_xlogy_shim"] = shimmed
+    env["load_average_at_start"] = os.getloadavg()
+    print("# bench_distiller: Distiller.fit throughput on a small keras-hub BERT")
+    _common.print_environment(env)
+    print(f"# keras_hub {env['keras_hub']}")
+    if shimmed:
+        print("# NOTE: keras.ops.xlogy shim active (library bug, see stderr)")
+    print(f"# N={args.examples} examples/epoch  B={args.batch_size}  seq_len={args.seq_len}  "
+          f"K={args.num_classes}  vocab={args.vocab_words}+{len(SPECIAL_TOKENS)}  "
+          f"student={args.student_layers}L/{args.hidden_dim}d/{args.num_heads}h/"
+          f"{args.intermediate_dim}ff  teacher={args.teacher_layers}L  "
+          f"jit_compile={args.jit_compile}  rounds={args.rounds} "
+          f"(keras distiller in {args.keras_rounds})"
+          f"{'  (QUICK smoke run)' if args.quick else ''}")
+    total_start = _common.timer()
+    rng = np.random.default_rng(args.seed)
+
+    # Data: tokenised in tf.data and cached before any timing.
+    vocabulary, preprocessor, texts, labels = make_data(args, rng)
+    ds_labels = cached_dataset(preprocessor, args.batch_size, texts, labels,
+                               structure=lambda x, l: (x, l))
+    start = _common.timer()
+    steps = fill_cache(ds_labels)
+    tokenise_s = _common.timer() - start
+
+    # Teacher outputs, precomputed once (the one-off cost of caching).
+    teacher = make_classifier(args, vocabulary, args.teacher_layers, args.seed + 1)
+    teacher.compile(jit_compile=args.jit)  # predict only; jit as for the others
+    start = _common.timer()
+    teacher_logits = teacher.predict(ds_labels, verbose=0)
+    predict_cold_s = _common.timer() - start
+    start = _common.timer()
+    teacher_logits_again = teacher.predict(ds_labels, verbose=0)
+    predict_warm_s = _common.timer() - start
+    predict_max_diff = float(np.max(np.abs(teacher_logits - teacher_logits_again)))
+    teacher_probs = softmax(teacher_logits)
+    ds_distill = cached_dataset(
+        preprocessor, args.batch_size, texts, teacher_probs, labels,
+        structure=lambda x, p, l: (x, {"teacher_probs": p, "labels": l}),
+    )
+    fill_cache(ds_distill)
+
+    # The three runs; each student starts from the same initial weights.
+    student_seed = args.seed + 2
+    dist_loss, eta = ptloss_distillation_loss(args, rng)
+    ptl = ptloss_tf.Distiller(make_classifier(args, vocabulary, args.student_layers, student_seed))
+    ptl.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        distillation_loss=dist_loss,
+        student_loss_weight=args.student_loss_weight,
+        jit_compile=args.jit,
+    )
+    plain = make_classifier(args, vocabulary, args.student_layers, student_seed)
+    plain.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=args.jit,
+    )
+    kd = keras.distillation.Distiller(
+        teacher=teacher,
+        student=make_classifier(args, vocabulary, args.student_layers, student_seed),
+        distillation_losses=keras.distillation.LogitsDistillation(temperature=1.0),
+        student_loss_weight=args.student_loss_weight,
+    )
+    kd.compile(
+        optimizer=keras.optimizers.Adam(args.learning_rate),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=args.jit,
+    )
+    runs = {
+        PTL: Run(PTL, ptl, ds_distill, args.examples),
+        PLAIN: Run(PLAIN, plain, ds_labels, args.examples),
+        KERAS: Run(KERAS, kd, ds_labels, args.examples),
+    }
+    for key in (PTL, PLAIN, KERAS):
+        runs[key].warm_up()
+    for r in range(args.rounds):
+        order = [PTL, PLAIN] + ([KERAS] if r < args.keras_rounds else [])
+        shift = r % len(order)
+        for key in order[shift:] + order[:shift]:
+            runs[key].timed_epoch()
+
+    summaries = {k: run.summary() for k, run in runs.items()}
+    for s in summaries.values():
+        s["steps"] = steps
+    ratios_a = paired_ratios(runs[PTL], runs[PLAIN], args.rounds)
+    ratio_a = _common.median(ratios_a)
+    ratio_a_medians = (summaries[PTL]["examples_per_s_median"]
+                       / summaries[PLAIN]["examples_per_s_median"])
+    ratio_a_best = (summaries[PTL]["examples_per_s_best"]
+                    / summaries[PLAIN]["examples_per_s_best"])
+    ratios_b = paired_ratios(runs[PTL], runs[KERAS], args.keras_rounds)
+    speedup_b = _common.median(ratios_b)
+    keras_epoch = _common.median(runs[KERAS].epoch_s)
+    ptl_epoch_b = _common.median(runs[PTL].epoch_s[:args.keras_rounds])
+    saved_per_epoch = keras_epoch - ptl_epoch_b
+    break_even = {
+        "cold": predict_cold_s / saved_per_epoch if saved_per_epoch > 0 else None,
+        "warm": predict_warm_s / saved_per_epoch if saved_per_epoch > 0 else None,
+    }
+    passed = ratio_a >= args.target
+
+    print(f"\n# data: {args.examples} examples in {steps} batches, tokenised and "
+          f"cached in {tokenise_s:.2f} s (untimed below)")
+    print(f"## runs: {args.rounds} timed epochs each after a 1-epoch warm-up "
+          f"(keras distiller: {args.keras_rounds}); jit_compile resolved to "
+          f"{summaries[PTL]['jit_compile']}")
+    print_runs_table([summaries[k] for k in (PTL, PLAIN, KERAS)])
+    print("   ex/s: examples / epoch time (callback, on_epoch_begin..end); "
+          "fit call: whole fit(epochs=1) incl. set-up")
+
+    print(f"\n## (a) ptloss_tf.Distiller (cached teacher probs, "
+          f"{type(dist_loss).__name__}, student_loss_weight="
+          f"{args.student_loss_weight}) vs plain BertTextClassifier.fit")
+    print(_common.format_table(
+        ["measure", "value"],
+        [
+            ["ratio ex/s Distiller / plain (median of paired rounds)", f"{ratio_a:.3f}"],
+            ["  per-round spread", spread(ratios_a)],
+            ["  ratio of median ex/s", f"{ratio_a_medians:.3f}"],
+            ["  ratio of best ex/s", f"{ratio_a_best:.3f}"],
+            [f"target >= {args.target}", "PASS" if passed else "FAIL"],
+        ],
+        align="lr"))
+
+    print(f"\n## (b) keras.distillation.Distiller ({args.teacher_layers}-layer teacher "
+          f"run every step) vs ptloss_tf.Distiller (teacher outputs cached)")
+    b_rows = [
+        ["keras Distiller ex/s (median)", f"{summaries[KERAS]['examples_per_s_median']:.1f}"],
+        ["ptloss Distiller ex/s (median, same rounds)",
+         f"{args.examples / ptl_epoch_b:.1f}"],
+        ["speed-up of cached outputs (median of paired rounds)", f"{speedup_b:.2f}x"],
+        ["  per-round spread", spread(ratios_b)],
+        [f"one-off teacher.predict, {args.examples} ex, 1st call (incl. tracing)",
+         f"{predict_cold_s:.2f} s"],
+        [f"one-off teacher.predict, {args.examples} ex, warm call",
+         f"{predict_warm_s:.2f} s"],
+        ["time saved per epoch by the cache", f"{saved_per_epoch:.2f} s"],
+        ["cache pays off after (epochs; 1st call / warm call)",
+         "never" if break_even["cold"] is None
+         else f"{break_even['cold']:.2f} / {break_even['warm']:.2f}"],
+    ]
+    print(_common.format_table(["measure", "value"], b_rows, align="lr"))
+
+    print(f"\n## target: ptloss_tf.Distiller (cached) >= {args.target}x plain "
+          f"examples/s: {'PASS' if passed else 'FAIL'} ({ratio_a:.3f})"
+          f"{'  [QUICK run: says nothing about the target]' if args.quick else ''}")
+    elapsed = _common.timer() - total_start
+    env["load_average_at_end"] = os.getloadavg()
+    print(f"# benchmark wall time {elapsed:.1f} s; load avg start "
+          f"{env['load_average_at_start'][0]:.2f}, end "
+          f"{env['load_average_at_end'][0]:.2f} on {env['cpu_count']} cpus")
+    if args.json:
+        config = {k: v for k, v in vars(args).items() if k not in ("json", "jit")}
+        config["ptloss_eta"] = None if eta is None else eta.tolist()
+        _common.write_json(args.json, {
+            "benchmark": "bench_distiller",
+            "config": config,
+            "environment": env,
+            "data": {"examples": args.examples, "batches": steps,
+                     "tokenise_and_cache_s": tokenise_s},
+            "runs": list(summaries.values()),
+            "a_distiller_vs_plain": {
+                "paired_ratios": ratios_a,
+                "ratio_median_paired": ratio_a,
+                "ratio_of_median_examples_per_s": ratio_a_medians,
+                "ratio_of_best_examples_per_s": ratio_a_best,
+                "target_min_ratio": args.target,
+                "pass": passed,
+            },
+            "b_keras_live_teacher_vs_cached": {
+                "teacher_layers": args.teacher_layers,
+                "paired_speedups": ratios_b,
+                "speedup_median_paired": speedup_b,
+                "keras_examples_per_s_median": summaries[KERAS]["examples_per_s_median"],
+                "ptloss_examples_per_s_median_same_rounds": args.examples / ptl_epoch_b,
+                "teacher_predict_first_call_s": predict_cold_s,
+                "teacher_predict_warm_call_s": predict_warm_s,
+                "teacher_predict_repeat_max_abs_diff": predict_max_diff,
+                "saved_per_epoch_s": saved_per_epoch,
+                "break_even_epochs": break_even,
+            },
+            "wall_time_s": elapsed,
+        })
+    return 1 if (args.strict and not passed) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
