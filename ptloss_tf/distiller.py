@@ -121,6 +121,10 @@ class Distiller(keras.Model):
         # Kept out of Keras' tracking: the teacher's weights must not enter
         # this model's variables, checkpoints or saved files.
         object.__setattr__(self, "_teacher", teacher)
+        # A built student makes the distiller built (it owns no weights of its
+        # own); BackupAndRestore refuses unbuilt models in on_train_begin.
+        if student.built:
+            self.built = True
 
     @property
     def teacher(self):

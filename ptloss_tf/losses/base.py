@@ -110,11 +110,15 @@ class DistillationLossBase(keras.losses.Loss):
         return p, log_q
 
     @staticmethod
-    def _kl(p, log_q):
-        """`KL(p || q)` per example, with `0 log 0 = 0`."""
+    def _p_log_p(p):
+        """`p log p` elementwise with `0 log 0 = 0` (keras.ops has no xlogy)."""
         positive = p > 0
-        p_log_p = ops.where(positive, p * ops.log(ops.where(positive, p, 1.0)), 0.0)
-        return ops.sum(p_log_p - p * log_q, axis=-1)
+        return ops.where(positive, p * ops.log(ops.where(positive, p, 1.0)), 0.0)
+
+    @classmethod
+    def _kl(cls, p, log_q):
+        """`KL(p || q)` per example."""
+        return ops.sum(cls._p_log_p(p) - p * log_q, axis=-1)
 
     def _scale(self, per_example):
         if self.temperature != 1.0:
