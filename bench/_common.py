@@ -136,50 +136,6 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x)!r}")
 
 
-def ensure_keras_xlogy():
-    """Works around a missing `keras.ops.xlogy` (absent in Keras 3.15).
-
-    An earlier `ptloss_tf/losses/base.py` called `keras.ops.xlogy`, which this
-    Keras does not provide, so every loss call failed. This probes one eager
-    `KLDivergence` call; only if it fails for that reason does it install
-    `tf.math.xlogy` under that name *in this benchmark process only* (no file
-    is changed), print a warning and return True; otherwise it returns False.
-    The shim would serve KL and PTLoss alike, so their ratio stays fair.
-    """
-    import keras
-    import numpy as np
-    import tensorflow as tf
-
-    import ptloss_tf
-
-    def probe():
-        ptloss_tf.KLDivergence(from_logits=True)(
-            np.array([[0.5, 0.5]], np.float32), np.zeros((1, 2), np.float32)
-        )
-
-    try:
-        probe()
-        return False
-    except AttributeError as error:
-        if "xlogy" not in str(error) or hasattr(keras.ops, "xlogy"):
-            raise
-
-    def xlogy(x, y):
-        x = tf.convert_to_tensor(x)
-        y = tf.convert_to_tensor(y, dtype=x.dtype)
-        return tf.math.xlogy(x, y)
-
-    keras.ops.xlogy = xlogy
-    probe()
-    print(
-        "# WARNING: keras.ops.xlogy does not exist in keras "
-        f"{keras.__version__} but ptloss_tf's losses call it; installed "
-        "tf.math.xlogy under that name for this benchmark run only.",
-        file=sys.stderr,
-    )
-    return True
-
-
 def add_thread_args(parser):
     parser.add_argument(
         "--intra-op-threads", type=int, default=0,

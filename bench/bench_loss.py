@@ -239,14 +239,10 @@ def main(argv=None):
     args = parse_args(argv)
     _common.apply_thread_args(args)
     _common.quiet_tensorflow()
-    shimmed = _common.ensure_keras_xlogy()
     env = _common.environment()
-    env["keras_ops_xlogy_shim"] = shimmed
     env["load_average_at_start"] = os.getloadavg()
     print("# bench_loss: forward+backward of PTLoss vs KL, tf.function(jit_compile=True)")
     _common.print_environment(env)
-    if shimmed:
-        print("# NOTE: keras.ops.xlogy shim active (library bug, see stderr)")
     print(f"# B={args.batch_sizes} K={args.classes} M={args.orders} "
           f"graph_calls={args.graph_calls} calls={args.calls} repeats={args.repeats} modes={args.modes}"
           f"{'  (QUICK smoke run)' if args.quick else ''}")

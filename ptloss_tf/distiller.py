@@ -15,6 +15,15 @@ TEACHER_LOGITS = "teacher_logits"
 LABELS = "labels"
 
 
+def _tensorflow():
+    """TensorFlow if installed (tf.data inputs), else None (e.g. JAX-only hosts)."""
+    try:
+        import tensorflow as tf
+    except ImportError:
+        return None
+    return tf
+
+
 def _is_bool(t):
     dtype = getattr(t, "dtype", None)
     return dtype is not None and str(getattr(dtype, "name", dtype)) == "bool"
@@ -37,9 +46,8 @@ def int_masks(data):
     step. keras-hub's BERT backbone casts the mask itself, so int32 changes
     nothing else. Datasets are mapped, arrays converted.
     """
-    import tensorflow as tf
-
-    if isinstance(data, tf.data.Dataset):
+    tf = _tensorflow()
+    if tf is not None and isinstance(data, tf.data.Dataset):
         specs = keras.tree.flatten(data.element_spec)
         if any(getattr(s, "dtype", None) == tf.bool for s in specs):
             return data.map(
@@ -363,9 +371,8 @@ class Distiller(keras.Model):
                 validation.check_labels(labels, labels.shape[0], k, name="'labels'")
 
     def _validate_data(self, x, y):
-        import tensorflow as tf
-
-        if isinstance(x, tf.data.Dataset):
+        tf = _tensorflow()
+        if tf is not None and isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             if not isinstance(spec, tuple) or len(spec) < 2:
                 raise ValueError(

@@ -1,0 +1,55 @@
+"""`ptloss-distill`: command-line entry point (also `python -m training`)."""
+
+import argparse
+import sys
+
+
+def import_teacher_main(argv):
+    parser = argparse.ArgumentParser(
+        prog="ptloss-distill import-teacher",
+        description="Convert a CSV/TSV/JSONL file of teacher outputs produced "
+                    "elsewhere (e.g. a T5 teacher) into the teacher-outputs format.",
+    )
+    parser.add_argument("input")
+    parser.add_argument("output", help="e.g. teacher/train.jsonl")
+    parser.add_argument("--split", required=True)
+    parser.add_argument("--teacher", required=True, help="teacher name, e.g. t5-xl")
+    parser.add_argument("--id-column", default="id")
+    parser.add_argument("--prob-columns", nargs="+", default=None)
+    parser.add_argument("--logit-columns", nargs="+", default=None)
+    parser.add_argument("--class-names", nargs="+", default=None)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    from training.teacher_outputs import import_table
+
+    outputs = import_table(
+        args.input, split=args.split, teacher=args.teacher, id_column=args.id_column,
+        prob_columns=args.prob_columns, logit_columns=args.logit_columns,
+        class_names=tuple(args.class_names) if args.class_names else None,
+    )
+    outputs.save(args.output, overwrite=args.overwrite)
+    print(f"Wrote {len(outputs.ids)} {outputs.kind} rows ({args.split}) to {args.output}")
+    return 0
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] == "import-teacher":
+            return import_teacher_main(argv[1:])
+        from training.config import parse_args
+        from training.pipeline import run
+
+        run(parse_args(argv))
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"ptloss-distill: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ptloss-distill: interrupted; rerun the same command to resume.",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,493 @@
+"""The `ptloss-distill` pipeline: data, teacher outputs, coefficients,
+students, report. One function per stage; `run(args)` chains them.
+
+Output directory contract (`--output-dir`):
+
+* `report.json`: `{"task", "results": [{"method", "accuracy", "nll", "ece",
+  "teacher_agreement", ...}], "coefficients": [[...]], "teacher": {...},
+  "config": {...}}`
+* `coefficients.json` (+ `search.json`, `search.png` from the search)
+* `<method>/student.keras` for each method, `<method>/result.json`,
+  `<method>/history.json`, TensorBoard logs in `<method>/logs`
+* `learning_curves.png`
+* `run_state.json`: what has finished, so the same command resumes an
+  interrupted run (finished methods are skipped, an interrupted one resumes
+  from its last `BackupAndRestore` backup).
+"""
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+
+import numpy as np
+
+import ptloss_tf
+from ptloss_tf.validation import check_probabilities
+
+REPORT = "report.json"
+STATE = "run_state.json"
+STUDENT_FILE = "student.keras"
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def atomic_write_json(path, payload):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(payload, f, indent=1, default=_json_default)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_default(x):
+    if isinstance(x, (np.floating, np.integer)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"not JSON serialisable: {type(x)}")
+
+
+# -- output directory --------------------------------------------------------
+
+def config_fingerprint(args):
+    """Hash of the options that change results (not output/verbosity flags)."""
+    ignored = {"output_dir", "overwrite", "verbose", "config"}
+    items = {k: v for k, v in sorted(vars(args).items()) if k not in ignored}
+    return hashlib.sha256(json.dumps(items, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def prepare_output_dir(args):
+    """Creates or checks `--output-dir`; returns `(path, state)`.
+
+    A finished run (report.json) is refused unless `--overwrite`; an
+    unfinished run of the same configuration is resumed; an unfinished run of
+    another configuration is refused. Files that are not ours are never
+    deleted: with `--overwrite` only the run's own files are replaced.
+    """
+    path = args.output_dir or os.path.join(
+        "runs", datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    )
+    fingerprint = config_fingerprint(args)
+    state_path = os.path.join(path, STATE)
+    if os.path.isdir(path) and os.listdir(path):
+        state = None
+        if os.path.exists(state_path):
+            with open(state_path) as f:
+                state = json.load(f)
+        finished = os.path.exists(os.path.join(path, REPORT))
+        if state is None and not args.overwrite:
+            raise ValueError(
+                f"output directory {path} is not empty and holds no ptloss-distill "
+                "run; choose another --output-dir (files there are never deleted)."
+            )
+        if finished and not args.overwrite:
+            raise ValueError(
+                f"output directory {path} already holds a finished run "
+                f"({REPORT}); pass --overwrite to replace it or choose another "
+                "--output-dir."
+            )
+        if args.overwrite:
+            for name in os.listdir(path):
+                full = os.path.join(path, name)
+                ours = name in (REPORT, STATE, "coefficients.json", "search.json",
+                                "search.png", "learning_curves.png") or (
+                    os.path.isdir(full) and name in _all_method_names()
+                )
+                if ours:
+                    shutil.rmtree(full) if os.path.isdir(full) else os.unlink(full)
+            state = None
+        elif state is not None and state.get("fingerprint") != fingerprint:
+            raise ValueError(
+                f"output directory {path} holds an unfinished run with different "
+                "options; rerun with the same options to resume it, or choose "
+                "another --output-dir."
+            )
+        if state is not None:
+            log(f"Resuming the run in {path} (finished: {state['finished'] or 'none'}).")
+            return path, state
+    os.makedirs(path, exist_ok=True)
+    state = {"fingerprint": fingerprint, "finished": []}
+    atomic_write_json(state_path, state)
+    return path, state
+
+
+def _all_method_names():
+    from training.config import LOSSES
+
+    return set(LOSSES)
+
+
+# -- data and teacher outputs -------------------------------------------------
+
+class Splits:
+    """Examples, teacher probabilities and (synthetic only) p* per split."""
+
+    def __init__(self, examples, teacher_probs, p_star=None, vocabulary=None,
+                 task_config=None, notes=None):
+        self.examples = examples
+        self.teacher_probs = teacher_probs
+        self.p_star = p_star or {}
+        self.vocabulary = vocabulary
+        self.task_config = task_config or {}
+        self.notes = notes or []
+
+    @property
+    def class_names(self):
+        return tuple(self.examples["train"].class_names)
+
+
+def load_splits(args):
+    if args.task == "synthetic":
+        from training.synthetic import make_synthetic_task
+
+        task = make_synthetic_task(
+            num_train=args.synthetic_train,
+            num_validation=args.synthetic_validation,
+            num_test=args.synthetic_test,
+            num_classes=args.synthetic_classes,
+            overconfidence=args.overconfidence,
+            prior_shift=args.prior_shift,
+            noise=args.teacher_noise,
+            seed=args.seed,
+        )
+        parts = {"train": task.train, "validation": task.validation, "test": task.test}
+        return Splits(
+            {k: v.examples for k, v in parts.items()},
+            {k: v.teacher_probs.astype(np.float32) for k, v in parts.items()},
+            p_star={k: v.p_star for k, v in parts.items()},
+            vocabulary=task.vocabulary,
+            task_config=task.config,
+        )
+    examples = {}
+    if args.task == "file":
+        from training.data.examples import load_file
+
+        for split, path in (("train", args.train_file), ("validation", args.validation_file),
+                            ("test", args.test_file)):
+            if not path:
+                raise ValueError(f"--task file needs --{split}-file.")
+            examples[split] = load_file(
+                path, tuple(args.text_fields), args.label_field,
+                class_names=tuple(args.class_names) if args.class_names else None,
+            )
+    else:
+        from training.data.examples import load_split
+        from training.data.tasks import get_task
+
+        task = get_task(args.task)
+        for split in ("train", "validation", "test"):
+            examples[split] = load_split(
+                task, split, source=args.source, data_root=args.data_root,
+                tfds_data_dir=args.tfds_data_dir,
+            )
+    if args.max_train_examples and len(examples["train"]) > args.max_train_examples:
+        rng = np.random.default_rng(args.seed)
+        keep = np.sort(rng.choice(len(examples["train"]), args.max_train_examples, replace=False))
+        examples["train"] = examples["train"].subset(keep)
+    for split in ("validation", "test"):
+        if np.any(np.asarray(examples[split].labels) < 0):
+            raise ValueError(
+                f"the {split} split has unlabeled examples; PTLoss' coefficient search "
+                "and the evaluation need labels."
+            )
+    if not args.teacher_outputs:
+        raise ValueError(
+            f"--task {args.task} needs --teacher-outputs DIR (train/validation/test "
+            "teacher outputs; see `ptloss-distill import-teacher --help`)."
+        )
+    from training.teacher_outputs import TeacherOutputs
+    from training.teacher_outputs import join
+
+    teacher = {}
+    for split, ex in examples.items():
+        path = os.path.join(args.teacher_outputs, f"{split}.jsonl")
+        if not os.path.exists(path):
+            raise ValueError(f"teacher outputs file not found: {path}")
+        outputs = TeacherOutputs.load(path)
+        teacher[split] = join(outputs, ex, split).astype(np.float32)
+    return Splits(examples, teacher)
+
+
+# -- coefficients -------------------------------------------------------------
+
+def choose_coefficients(args, splits, output_dir):
+    """Proxy Teacher search on the validation split, or `--coefficients FILE`."""
+    needs = {"ptloss"} & set(args.loss)
+    if not needs:
+        return None, None
+    if args.coefficients:
+        if not os.path.exists(args.coefficients):
+            raise ValueError(f"coefficients file not found: {args.coefficients}")
+        with open(args.coefficients) as f:
+            coefficients = ptloss_tf.Coefficients.from_json(f.read())
+        if coefficients.num_classes != len(splits.class_names):
+            raise ValueError(
+                f"{args.coefficients} has {coefficients.num_classes} classes, the "
+                f"task has {len(splits.class_names)}."
+            )
+        log(f"Coefficients from {args.coefficients}:\n{coefficients}")
+        summary = {"source": args.coefficients}
+    else:
+        start = time.time()
+        result = ptloss_tf.search_coefficients(
+            splits.teacher_probs["validation"], splits.examples["validation"].labels,
+            order=args.order, num_candidates=args.candidates,
+            criterion=args.criterion, seed=args.search_seed,
+        )
+        coefficients = result.best
+        result.to_json(os.path.join(output_dir, "search.json"))
+        result.plot(os.path.join(output_dir, "search.png"))
+        log(
+            f"Proxy Teacher search ({args.candidates} candidates, order {args.order}, "
+            f"criterion {args.criterion}) on {len(splits.examples['validation'])} "
+            f"validation examples in {time.time() - start:.1f} s:\n{result.table(top=5)}"
+        )
+        summary = {
+            "criterion": args.criterion, "order": args.order,
+            "candidates": args.candidates, "seed": args.search_seed,
+            "best_index": result.best_index,
+            "best_scores": {k: float(v[result.best_index]) for k, v in result.scores.items()},
+            "teacher_scores": result.teacher_scores,
+        }
+    atomic_write_json(
+        os.path.join(output_dir, "coefficients.json"),
+        {**coefficients.to_dict(), "search": summary},
+    )
+    return coefficients, summary
+
+
+def make_loss(method, args, coefficients, num_classes):
+    if method == "ptloss":
+        return ptloss_tf.PTLoss(coefficients, from_logits=True)
+    if method == "ptloss_random":
+        eta = ptloss_tf.random_coefficients(args.order, num_classes, seed=args.search_seed)
+        return ptloss_tf.PTLoss(eta, from_logits=True)
+    if method == "kl":
+        return ptloss_tf.KLDivergence(from_logits=True)
+    if method == "temperature":
+        return ptloss_tf.TemperatureKLDivergence(args.temperature, from_logits=True)
+    if method == "label_smoothing":
+        return ptloss_tf.LabelSmoothingKLDivergence(args.smoothing, from_logits=True)
+    if method == "focal":
+        return ptloss_tf.FocalDistillationLoss(args.focal_tau, from_logits=True)
+    raise ValueError(f"unknown --loss {method!r}")
+
+
+# -- training -----------------------------------------------------------------
+
+def _datasets(args, splits, preprocessor):
+    from training.data.pipeline import make_dataset
+
+    boundaries = None if args.no_bucketing else "auto"
+    static = args.strategy == "tpu"
+
+    def targets(split):
+        return {"teacher_probs": splits.teacher_probs[split],
+                "labels": np.asarray(splits.examples[split].labels, np.int32)}
+
+    train = make_dataset(splits.examples["train"], preprocessor, args.batch_size,
+                         targets=targets("train"), shuffle=True, seed=args.seed,
+                         bucket_boundaries=boundaries, static_shapes=static,
+                         drop_remainder=static)
+    validation = make_dataset(splits.examples["validation"], preprocessor, args.batch_size,
+                              targets=targets("validation"), bucket_boundaries=boundaries,
+                              static_shapes=static)
+    # Unbucketed so that predictions keep the examples' order.
+    test = make_dataset(splits.examples["test"], preprocessor, args.batch_size,
+                        targets=targets("test"))
+    return train, validation, test
+
+
+def train_method(method, args, splits, coefficients, output_dir):
+    import keras
+
+    from training.student import build_classifier
+
+    method_dir = os.path.join(output_dir, method)
+    os.makedirs(method_dir, exist_ok=True)
+    num_classes = len(splits.class_names)
+    sequence_length = args.sequence_length or (32 if args.task == "synthetic" else 128)
+    strategy = ptloss_tf.make_strategy(args.strategy, tpu=args.tpu)
+    with strategy.scope():
+        student, preprocessor = build_classifier(
+            num_classes, sequence_length=sequence_length, preset=args.preset,
+            vocabulary=args.vocabulary or splits.vocabulary,
+            num_layers=args.student_layers, hidden_dim=args.hidden,
+            num_heads=args.heads, intermediate_dim=args.intermediate,
+            dropout=args.dropout, init_from_layers=args.init_from_layers, seed=args.seed,
+        )
+        distiller = ptloss_tf.Distiller(student)
+        distiller.compile(
+            optimizer=keras.optimizers.AdamW(args.learning_rate),
+            distillation_loss=make_loss(method, args, coefficients, num_classes),
+            student_loss_weight=args.student_loss_weight,
+            jit_compile=False if args.no_xla else "auto",
+            steps_per_execution=args.steps_per_execution,
+        )
+    train, validation, test = _datasets(args, splits, preprocessor)
+    best_path = os.path.join(method_dir, "best.weights.h5")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(method_dir, "backup")),
+        keras.callbacks.ModelCheckpoint(best_path, monitor="val_accuracy", mode="max",
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                      patience=args.early_stopping_patience),
+        keras.callbacks.TensorBoard(os.path.join(method_dir, "logs")),
+    ]
+    log(f"\n== {method}: training {student.count_params():,} parameters for up to "
+        f"{args.epochs} epochs ==")
+    start = time.time()
+    history = distiller.fit(train, validation_data=validation, epochs=args.epochs,
+                            callbacks=callbacks, verbose=args.verbose)
+    train_seconds = time.time() - start
+    if os.path.exists(best_path):
+        distiller.load_weights(best_path)
+    metrics = distiller.evaluate(test, verbose=0, return_dict=True)
+    result = {
+        "method": method,
+        "accuracy": float(metrics["accuracy"]),
+        "nll": float(metrics["nll"]),
+        "ece": float(metrics["ece"]),
+        "teacher_agreement": float(metrics["teacher_agreement"]),
+        "distillation_loss": float(metrics["distillation_loss"]),
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_seconds": train_seconds,
+        "best_val_accuracy": float(max(history.history.get("val_accuracy", [np.nan]))),
+    }
+    if splits.p_star:
+        logits = distiller.predict(test.map(lambda x, y: x), verbose=0)
+        q = _softmax(np.asarray(logits, np.float64))
+        p_star = splits.p_star["test"]
+        result["kl_to_p_star"] = float(np.mean(np.sum(
+            p_star * (np.log(np.clip(p_star, 1e-12, 1)) - np.log(np.clip(q, 1e-12, 1))), -1)))
+        result["mse_to_p_star"] = float(np.mean(np.sum((q - p_star) ** 2, -1)))
+    tmp = os.path.join(method_dir, "student.tmp.keras")
+    distiller.save(tmp)
+    os.replace(tmp, os.path.join(method_dir, STUDENT_FILE))
+    atomic_write_json(os.path.join(method_dir, "history.json"),
+                      {k: [float(x) for x in v] for k, v in history.history.items()})
+    atomic_write_json(os.path.join(method_dir, "result.json"), result)
+    return result
+
+
+def _softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+# -- report -------------------------------------------------------------------
+
+def teacher_report(splits):
+    test_probs = splits.teacher_probs["test"]
+    labels = np.asarray(splits.examples["test"].labels)
+    onehot = np.eye(test_probs.shape[1])[labels]
+    report = {
+        "accuracy": float(np.mean(test_probs.argmax(1) == labels)),
+        "tvd_to_labels": float(np.mean(0.5 * np.abs(test_probs - onehot).sum(1))),
+        "validation_accuracy": float(np.mean(
+            splits.teacher_probs["validation"].argmax(1) == splits.examples["validation"].labels)),
+    }
+    if splits.p_star:
+        p_star = splits.p_star["test"]
+        report["kl_to_p_star"] = float(np.mean(np.sum(
+            p_star * (np.log(np.clip(p_star, 1e-12, 1)) - np.log(np.clip(test_probs, 1e-12, 1))), -1)))
+        report["mse_to_p_star"] = float(np.mean(np.sum((test_probs - p_star) ** 2, -1)))
+        report["bayes_accuracy"] = float(np.mean(p_star.argmax(1) == labels))
+    return report
+
+
+def print_table(results, teacher):
+    columns = ["accuracy", "nll", "ece", "teacher_agreement"]
+    if any("kl_to_p_star" in r for r in results):
+        columns += ["kl_to_p_star"]
+    header = f"{'method':<16}" + "".join(f"{c:>18}" for c in columns)
+    log("\n" + header + "\n" + "-" * len(header))
+    for r in results:
+        log(f"{r['method']:<16}" + "".join(f"{r.get(c, float('nan')):18.4f}" for c in columns))
+    extra = f", KL to p* {teacher['kl_to_p_star']:.4f}" if "kl_to_p_star" in teacher else ""
+    log(f"teacher: test accuracy {teacher['accuracy']:.4f}, TVD to labels "
+        f"{teacher['tvd_to_labels']:.4f}{extra}")
+
+
+def plot_learning_curves(output_dir, methods):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method in methods:
+        path = os.path.join(output_dir, method, "history.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            history = json.load(f)
+        epochs = np.arange(1, len(history.get("loss", [])) + 1)
+        line, = axes[0].plot(epochs, history.get("loss", []), label=f"{method} train")
+        if "val_loss" in history:
+            axes[0].plot(epochs, history["val_loss"], ls="--", color=line.get_color(),
+                         label=f"{method} val")
+        if "val_accuracy" in history:
+            axes[1].plot(epochs, history["val_accuracy"], color=line.get_color(), label=method)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(output_dir, "learning_curves.png"), dpi=110)
+    plt.close(fig)
+
+
+def run(args):
+    import keras
+
+    start = time.time()
+    output_dir, state = prepare_output_dir(args)
+    if args.mixed_precision:
+        keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+    splits = load_splits(args)
+    for split in ("train", "validation", "test"):
+        check_probabilities(splits.teacher_probs[split], name=f"teacher probabilities ({split})")
+    teacher = teacher_report(splits)
+    log(f"Task {args.task}: {', '.join(f'{k} {len(v)}' for k, v in splits.examples.items())} "
+        f"examples, classes {list(splits.class_names)}; teacher test accuracy "
+        f"{teacher['accuracy']:.4f}")
+    coefficients, search = choose_coefficients(args, splits, output_dir)
+    results = []
+    for method in args.loss:
+        result_path = os.path.join(output_dir, method, "result.json")
+        if method in state["finished"] and os.path.exists(result_path):
+            with open(result_path) as f:
+                results.append(json.load(f))
+            log(f"== {method}: already finished, skipped ==")
+            continue
+        results.append(train_method(method, args, splits, coefficients, output_dir))
+        state["finished"].append(method)
+        atomic_write_json(os.path.join(output_dir, STATE), state)
+    print_table(results, teacher)
+    plot_learning_curves(output_dir, args.loss)
+    report = {
+        "task": args.task,
+        "results": results,
+        "coefficients": coefficients.values.tolist() if coefficients is not None else None,
+        "search": search,
+        "teacher": teacher,
+        "task_config": splits.task_config,
+        "config": {k: v for k, v in vars(args).items()},
+        "wall_seconds": time.time() - start,
+    }
+    atomic_write_json(os.path.join(output_dir, REPORT), report)
+    log(f"\nWrote {os.path.join(output_dir, REPORT)} ({report['wall_seconds']:.0f} s).")
+    return report
