@@ -379,8 +379,9 @@ class Distiller(keras.Model):
                     "Distiller datasets must yield (inputs, targets) pairs; got "
                     f"element_spec {spec}."
                 )
-            for _, targets in x.take(1):
-                self.validate_targets(targets)
+            # next(iter(...)) reuses the pipeline; take(1) would rebuild it.
+            _, targets = next(iter(x))[:2]
+            self.validate_targets(targets)
         elif y is not None:
             self.validate_targets(y)
         elif x is not None and not hasattr(x, "__next__"):
@@ -395,19 +396,25 @@ class Distiller(keras.Model):
         if validation_data is not None:
             if isinstance(validation_data, tuple):
                 self._validate_data(*validation_data[:2])
-                validation_data = tuple(int_masks(v) for v in validation_data)
+                validation_data = tuple(self._int_masks(v) for v in validation_data)
             else:
                 self._validate_data(validation_data, None)
-                validation_data = int_masks(validation_data)
+                validation_data = self._int_masks(validation_data)
             kwargs["validation_data"] = validation_data
-        return super().fit(int_masks(x), y, *args, **kwargs)
+        return super().fit(self._int_masks(x), y, *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         self._validate_data(x, y)
-        return super().evaluate(int_masks(x), y, *args, **kwargs)
+        return super().evaluate(self._int_masks(x), y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        return super().predict(int_masks(x), *args, **kwargs)
+        return super().predict(self._int_masks(x), *args, **kwargs)
+
+    def _int_masks(self, data):
+        # Only distributed runs reduce the first batch (see `int_masks`).
+        if getattr(self, "_distribute_strategy", None) is None:
+            return data
+        return int_masks(data)
 
     # -- saving --------------------------------------------------------------
 
