@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 
 import numpy as np
 
@@ -191,10 +192,6 @@ def load_splits(args):
                 task, split, source=args.source, data_root=args.data_root,
                 tfds_data_dir=args.tfds_data_dir,
             )
-    if args.max_train_examples and len(examples["train"]) > args.max_train_examples:
-        rng = np.random.default_rng(args.seed)
-        keep = np.sort(rng.choice(len(examples["train"]), args.max_train_examples, replace=False))
-        examples["train"] = examples["train"].subset(keep)
     for split in ("validation", "test"):
         if np.any(np.asarray(examples[split].labels) < 0):
             raise ValueError(
@@ -216,6 +213,11 @@ def load_splits(args):
             raise ValueError(f"teacher outputs file not found: {path}")
         outputs = TeacherOutputs.load(path)
         teacher[split] = join(outputs, ex, split).astype(np.float32)
+    if args.max_train_examples and len(examples["train"]) > args.max_train_examples:
+        rng = np.random.default_rng(args.seed)
+        keep = np.sort(rng.choice(len(examples["train"]), args.max_train_examples, replace=False))
+        examples["train"] = examples["train"].subset(keep)
+        teacher["train"] = teacher["train"][keep]
     return Splits(examples, teacher)
 
 
@@ -290,7 +292,9 @@ def _datasets(args, splits, preprocessor):
     from training.data.pipeline import make_dataset
 
     boundaries = None if args.no_bucketing else "auto"
-    static = args.strategy == "tpu"
+    # Buckets padded to their boundary: a handful of shapes, so XLA compiles
+    # a handful of programs (dynamic padding would recompile per length).
+    static = True
 
     def targets(split):
         return {"teacher_probs": splits.teacher_probs[split],
@@ -299,7 +303,7 @@ def _datasets(args, splits, preprocessor):
     train = make_dataset(splits.examples["train"], preprocessor, args.batch_size,
                          targets=targets("train"), shuffle=True, seed=args.seed,
                          bucket_boundaries=boundaries, static_shapes=static,
-                         drop_remainder=static)
+                         drop_remainder=args.strategy == "tpu")
     validation = make_dataset(splits.examples["validation"], preprocessor, args.batch_size,
                               targets=targets("validation"), bucket_boundaries=boundaries,
                               static_shapes=static)
@@ -348,8 +352,11 @@ def train_method(method, args, splits, coefficients, output_dir):
     log(f"\n== {method}: training {student.count_params():,} parameters for up to "
         f"{args.epochs} epochs ==")
     start = time.time()
-    history = distiller.fit(train, validation_data=validation, epochs=args.epochs,
-                            callbacks=callbacks, verbose=args.verbose)
+    with warnings.catch_warnings():
+        # Bucketed datasets have unknown cardinality; Keras warns at each epoch end.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = distiller.fit(train, validation_data=validation, epochs=args.epochs,
+                                callbacks=callbacks, verbose=args.verbose, shuffle=False)
     train_seconds = time.time() - start
     if os.path.exists(best_path):
         distiller.load_weights(best_path)

@@ -1,0 +1,149 @@
+"""End-to-end runs of `ptloss-distill` on tiny settings."""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+import ptloss_tf
+from training.cli import main
+
+TINY = [
+    "--synthetic-train", "160", "--synthetic-validation", "80",
+    "--synthetic-test", "80", "--epochs", "1", "--candidates", "8",
+    "--order", "2", "--student-layers", "1", "--hidden", "16", "--heads", "2",
+    "--intermediate", "32", "--batch-size", "32", "--verbose", "0",
+    "--no-xla",
+]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run") / "out"
+    assert main(TINY + ["--output-dir", str(out)]) == 0
+    return out
+
+
+def test_output_directory_contract(finished_run):
+    with open(finished_run / "report.json") as f:
+        report = json.load(f)
+    assert report["task"] == "synthetic"
+    methods = [r["method"] for r in report["results"]]
+    assert methods == ["kl", "ptloss"]
+    for r in report["results"]:
+        for key in ("accuracy", "nll", "ece", "teacher_agreement", "kl_to_p_star"):
+            assert np.isfinite(r[key]), (r["method"], key)
+        assert 0.0 <= r["accuracy"] <= 1.0
+        student = keras.saving.load_model(finished_run / r["method"] / "student.keras")
+        assert student.output_shape[-1] == 2
+    assert np.asarray(report["coefficients"]).shape == (2, 2)
+    with open(finished_run / "coefficients.json") as f:
+        saved = ptloss_tf.Coefficients.from_dict(json.load(f))
+    assert saved.values.tolist() == report["coefficients"]
+    assert (finished_run / "learning_curves.png").stat().st_size > 1000
+    assert (finished_run / "search.png").exists()
+
+
+def test_coefficients_are_the_search_optimum_on_the_validation_split(finished_run):
+    from training.synthetic import make_synthetic_task
+
+    task = make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
+    result = ptloss_tf.search_coefficients(
+        task.validation.teacher_probs, task.validation.examples.labels,
+        order=2, num_candidates=8, seed=0,
+    )
+    with open(finished_run / "report.json") as f:
+        report = json.load(f)
+    np.testing.assert_allclose(report["coefficients"], result.best.values)
+    teacher = report["teacher"]
+    labels = task.test.examples.labels
+    assert teacher["accuracy"] == pytest.approx(
+        np.mean(task.test.teacher_probs.argmax(1) == labels)
+    )
+
+
+def test_refuses_a_finished_run_and_overwrite_keeps_foreign_files(finished_run, capsys):
+    assert main(TINY + ["--output-dir", str(finished_run)]) == 2
+    assert "already holds a finished run" in capsys.readouterr().err
+    foreign = finished_run / "my_notes.txt"
+    foreign.write_text("keep me")
+    assert main(TINY + ["--output-dir", str(finished_run), "--overwrite",
+                        "--loss", "kl"]) == 0
+    assert foreign.read_text() == "keep me"
+    with open(finished_run / "report.json") as f:
+        assert [r["method"] for r in json.load(f)["results"]] == ["kl"]
+
+
+def test_resume_skips_finished_methods(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = TINY + ["--output-dir", str(out)]
+    assert main(args) == 0
+    # Simulate an interruption during the second method.
+    os.unlink(out / "report.json")
+    state = json.loads((out / "run_state.json").read_text())
+    state["finished"] = ["kl"]
+    (out / "run_state.json").write_text(json.dumps(state))
+    kl_model = (out / "kl" / "student.keras").stat().st_mtime
+    capsys.readouterr()
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "Resuming" in printed and "kl: already finished" in printed
+    assert (out / "kl" / "student.keras").stat().st_mtime == kl_model
+    assert (out / "report.json").exists()
+    # Other options on the same unfinished directory are refused.
+    os.unlink(out / "report.json")
+    assert main(args[:-2] + ["--output-dir", str(out), "--epochs", "2"]) == 2
+    assert "different options" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--task", "sst2", "--data-root", "/nonexistent", "--source", "files"], ""),
+        (["--task", "sst2", "--source", "files"], "--teacher-outputs"),
+        (["--coefficients", "/nonexistent.json"], "coefficients file not found"),
+        (["--task", "file"], "--train-file"),
+    ],
+)
+def test_bad_input_gives_one_line_errors(tmp_path, capsys, argv, message):
+    code = main(TINY + argv + ["--output-dir", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("ptloss-distill: error:")
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_non_empty_foreign_directory_is_refused(tmp_path, capsys):
+    (tmp_path / "data.csv").write_text("x")
+    assert main(TINY + ["--output-dir", str(tmp_path)]) == 2
+    assert "holds no ptloss-distill run" in capsys.readouterr().err
+    assert (tmp_path / "data.csv").read_text() == "x"
+
+
+def test_config_file_and_flag_precedence(tmp_path):
+    from training.config import parse_args
+
+    config = tmp_path / "c.yaml"
+    config.write_text("epochs: 7\norder: 3\nloss: [kl, focal]\n")
+    args = parse_args(["--config", str(config), "--order", "4"])
+    assert args.epochs == 7 and args.order == 4 and args.loss == ["kl", "focal"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"epochz": 3}')
+    with pytest.raises(ValueError, match="unknown option"):
+        parse_args(["--config", str(bad)])
+
+
+def test_module_entry_point_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "training", "--help"], capture_output=True, text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0
+    for group in ("task and data", "PTLoss coefficients", "student", "distillation",
+                  "hardware", "output"):
+        assert group in result.stdout
