@@ -37,6 +37,11 @@ def main(argv=None):
     try:
         if argv and argv[0] == "import-teacher":
             return import_teacher_main(argv[1:])
+        if argv and argv[0] == "teacher":
+            from training.teacher import main as teacher_main
+
+            teacher_main(argv[1:])
+            return 0
         from training.config import parse_args
         from training.pipeline import run
 

@@ -20,7 +20,8 @@ def build_parser():
             "PTLoss (Proxy Teacher coefficients) and baselines. With no "
             "arguments: the embedded synthetic task with a known posterior "
             "(about 3 minutes on 2 CPU cores, nothing downloaded). "
-            "Subcommands: `ptloss-distill import-teacher --help`."
+            "Subcommands: `ptloss-distill teacher --help` (fine-tune a keras-hub "
+            "teacher and write its outputs), `ptloss-distill import-teacher --help`."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -85,7 +86,7 @@ def build_parser():
                    help="one or several methods (a comparison run)")
     g.add_argument("--epochs", type=int, default=4)
     g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float, default=1e-3)
+    g.add_argument("--learning-rate", type=float, default=2e-3)
     g.add_argument("--student-loss-weight", type=float, default=0.0)
     g.add_argument("--temperature", type=float, default=2.0, help="--loss temperature")
     g.add_argument("--smoothing", type=float, default=0.1, help="--loss label_smoothing")

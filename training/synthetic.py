@@ -328,9 +328,18 @@ def make_synthetic_task(
     Returns:
         `SyntheticTask`.
 
-    With the defaults (binary) the Bayes accuracy is about 0.86, the mean
-    `max_k p*` about 0.83, and a 2-layer, hidden-64 BERT trained from scratch
-    for 3 epochs on the 4000 training examples reaches about 0.8 test accuracy.
+    With the defaults (binary, seed 0) the test split has Bayes accuracy
+    0.81 (mean `max_k p*` 0.80); the teacher (overconfidence 2.5) has mean
+    `max_k p^t` 0.91 and MSE to `p*` 0.033; about 41% of the sentences
+    contain a negator. A keras-hub `BertBackbone` with 2 layers, hidden 64,
+    2 heads, trained from scratch (AdamW 2e-3, batch 32, sequence length 32)
+    with cross-entropy on the teacher probabilities reaches about 0.72 test
+    accuracy after 3 epochs (~40 s on 2 CPU cores) and 0.76 after 10: it
+    learns the evidence words first (93% agreement with the Bayes decision on
+    sentences without a negator after 3 epochs) and negation later (67% after
+    3 epochs, 80% after 10). Trained on the sampled one-hot labels instead it
+    reaches about 0.62 after 3 epochs: the soft teacher helps, as it should.
+    (Single runs, seed 0; expect a few points of run-to-run variation.)
 
     Example:
     >>> a = make_synthetic_task(num_train=20, num_validation=5, num_test=5, seed=3)

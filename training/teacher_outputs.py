@@ -84,7 +84,7 @@ def _softmax(x):
 
 
 def _first_few(items, n=_FIRST_FEW):
-    items = list(items)
+    items = [str(i) for i in items]
     shown = ", ".join(repr(i) for i in items[:n])
     return shown + (", ..." if len(items) > n else "")
 
@@ -397,7 +397,8 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
             converted to strings: `17` -> `"17"`).
         prob_columns: probabilities. A list of per-class column names (in
             class order), a dict `{class_name: column}`, or a single string
-            naming a list-valued column.
+            (or a one-element list, as a CLI's `nargs="+"` gives) naming a
+            list-valued column.
         logit_columns: the same, for logits. Give at most one of the two;
             with neither, a list-valued `"probs"` or `"logits"` column is used.
         class_names: the class names in column order. Defaults to the dict's
@@ -445,6 +446,8 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
         elif list(class_names) != list(spec):
             raise ValueError(f"class_names {list(class_names)} differ from the keys of the column dict {list(spec)}.")
         spec = list(spec.values())
+    if not isinstance(spec, str) and len(spec) == 1:
+        spec = spec[0]  # one column for K >= 2 classes: a list-valued column
     list_valued = isinstance(spec, str)
     wanted = [spec] if list_valued else list(spec)
     if not list_valued and len(wanted) < 2:

@@ -1,12 +1,14 @@
 """Data for the distillation application: the task registry (`tasks`),
 loading examples from TFDS or local files (`examples`), and `tf.data`
-pipelines with keras-hub tokenisation and length bucketing (`pipeline`)."""
+pipelines with keras-hub tokenisation and length bucketing (`pipeline`).
+
+`make_dataset` and `sequence_lengths` are imported on first use, so that
+importing the registry or the loaders does not import TensorFlow.
+"""
 
 from training.data.examples import Examples
 from training.data.examples import load_file
 from training.data.examples import load_split
-from training.data.pipeline import make_dataset
-from training.data.pipeline import sequence_lengths
 from training.data.tasks import TASKS
 from training.data.tasks import TaskSpec
 from training.data.tasks import default_data_root
@@ -16,3 +18,11 @@ __all__ = [
     "Examples", "TASKS", "TaskSpec", "default_data_root", "get_task", "load_file",
     "load_split", "make_dataset", "sequence_lengths",
 ]
+
+
+def __getattr__(name):
+    if name in ("make_dataset", "sequence_lengths"):
+        from training.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'training.data' has no attribute {name!r}")

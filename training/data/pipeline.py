@@ -74,8 +74,11 @@ def _tokenize_fn(preprocessor, num_segments):
     fn = cache.get(key)
     if fn is None:
         spec = tuple(tf.TensorSpec([None], tf.string) for _ in range(num_segments))
-        fn = tf.function(lambda *texts: _preprocess(preprocessor, texts),
-                         input_signature=spec)
+        try:  # a weak reference: the cached function must not keep its key alive
+            ref = weakref.ref(preprocessor)
+        except TypeError:
+            ref = lambda: preprocessor  # noqa: E731
+        fn = tf.function(lambda *texts: _preprocess(ref(), texts), input_signature=spec)
         cache[key] = fn
     return fn
 
