@@ -188,37 +188,66 @@ def load_splits(args):
 
         task = get_task(args.task)
         for split in ("train", "validation", "test"):
-            examples[split] = load_split(
-                task, split, source=args.source, data_root=args.data_root,
-                tfds_data_dir=args.tfds_data_dir,
-            )
-    for split in ("validation", "test"):
-        if np.any(np.asarray(examples[split].labels) < 0):
-            raise ValueError(
-                f"the {split} split has unlabeled examples; PTLoss' coefficient search "
-                "and the evaluation need labels."
-            )
+            try:
+                examples[split] = load_split(
+                    task, split, source=args.source, data_root=args.data_root,
+                    tfds_data_dir=args.tfds_data_dir,
+                )
+            except FileNotFoundError:
+                if split != "test" or args.source == "tfds":
+                    raise
+                examples["test"] = None  # e.g. RTE: no test file locally
+
     if not args.teacher_outputs:
         raise ValueError(
             f"--task {args.task} needs --teacher-outputs DIR (train/validation/test "
-            "teacher outputs; see `ptloss-distill import-teacher --help`)."
+            "teacher outputs; see `ptloss-distill teacher --help` and "
+            "`ptloss-distill import-teacher --help`)."
         )
     from training.teacher_outputs import TeacherOutputs
     from training.teacher_outputs import join
 
-    teacher = {}
-    for split, ex in examples.items():
+    def teacher_file(split):
         path = os.path.join(args.teacher_outputs, f"{split}.jsonl")
         if not os.path.exists(path):
             raise ValueError(f"teacher outputs file not found: {path}")
-        outputs = TeacherOutputs.load(path)
-        teacher[split] = join(outputs, ex, split).astype(np.float32)
+        return TeacherOutputs.load(path)
+
+    notes = []
+    if np.any(np.asarray(examples["validation"].labels) < 0):
+        raise ValueError("the validation split has unlabeled examples; PTLoss' "
+                         "coefficient search and the evaluation need labels.")
+    if examples["test"] is None or np.any(np.asarray(examples["test"].labels) < 0):
+        # GLUE/SuperGLUE test labels are hidden: evaluate on the labelled
+        # validation split (as the paper does) and search coefficients on a
+        # fixed-seed held-out part of train.
+        train = examples["train"]
+        held_out = min(len(examples["validation"]), len(train) // 10)
+        order = np.random.default_rng(0).permutation(len(train))
+        hold, rest = np.sort(order[:held_out]), np.sort(order[held_out:])
+        train_probs = join(teacher_file("train"), train, "train")
+        test_probs = join(teacher_file("validation"), examples["validation"], "validation")
+        examples = {"train": train.subset(rest), "validation": train.subset(hold),
+                    "test": examples["validation"]}
+        teacher = {"train": train_probs[rest], "validation": train_probs[hold],
+                   "test": test_probs}
+        notes.append(
+            f"test labels are hidden or absent: evaluating on the validation split "
+            f"({len(examples['test'])} examples); coefficient search on {held_out} "
+            "training examples held out with seed 0 (teacher outputs from train.jsonl)"
+        )
+        log("Note: " + notes[-1] + ".")
+    else:
+        teacher = {split: join(teacher_file(split), ex, split)
+                   for split, ex in examples.items()}
+    teacher = {k: v.astype(np.float32) for k, v in teacher.items()}
     if args.max_train_examples and len(examples["train"]) > args.max_train_examples:
         rng = np.random.default_rng(args.seed)
         keep = np.sort(rng.choice(len(examples["train"]), args.max_train_examples, replace=False))
         examples["train"] = examples["train"].subset(keep)
         teacher["train"] = teacher["train"][keep]
-    return Splits(examples, teacher)
+        notes.append(f"training on {len(keep)} examples subsampled with seed {args.seed}")
+    return Splits(examples, teacher, notes=notes)
 
 
 # -- coefficients -------------------------------------------------------------
@@ -492,6 +521,7 @@ def run(args):
         "search": search,
         "teacher": teacher,
         "task_config": splits.task_config,
+        "notes": splits.notes,
         "config": {k: v for k, v in vars(args).items()},
         "wall_seconds": time.time() - start,
     }

@@ -421,6 +421,13 @@ def test_auto_boundaries_and_errors(preprocessor):
     ds = make_dataset(ex, preprocessor, 2, bucket_boundaries=[4])
     x = next(iter(ds))  # unlabeled and no targets: inputs only
     assert isinstance(x, dict) and x["token_ids"].shape == (2, 4)
+    assert ds.cardinality().numpy() == 1
+    # numpy unicode text arrays work as well as object arrays
+    ex_u = Examples(ids=["a", "b"], texts=(np.array(["good film", "bad"]),),
+                    labels=[1, 0], class_names=("n", "p"))
+    x_u, y_u = next(iter(make_dataset(ex_u, preprocessor, 2)))
+    np.testing.assert_array_equal(x_u["token_ids"].numpy()[:, :4], x["token_ids"].numpy())
+    assert y_u["labels"].numpy().tolist() == [1, 0]
     with pytest.raises(ValueError, match=r"targets\['p'\] has shape \(3,\)"):
         make_dataset(ex, preprocessor, 2, targets={"p": np.zeros(3)})
     with pytest.raises(ValueError, match="bucket_boundaries"):

@@ -17,8 +17,9 @@ cast here.
 Length bucketing (`bucket_boundaries`) groups examples of similar token
 length so a batch is padded only to its own longest example (or, with
 `static_shapes=True`, to its bucket's boundary: a handful of fixed shapes for
-XLA / TPU). Short-text tasks like SST-2 (median ~13 tokens) then train
-several times faster than with 128-token padding; see
+XLA / TPU). Short-text tasks like SST-2 (train: median 9, p90 26 tokens)
+then train several times faster than with 128-token padding (5.5x for a
+2-layer, hidden-64 student on 2 CPU cores); see
 `bench/bench_input_pipeline.py`.
 
 Note on order: bucketing reorders examples even without `shuffle`. To match

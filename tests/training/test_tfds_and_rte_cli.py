@@ -1,0 +1,77 @@
+"""`ptloss-distill` on TFDS (mocked: no download) and on RTE's local files,
+whose test labels are hidden."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from training.cli import main
+from training.data.examples import load_split
+from training.data.tasks import get_task
+from training.teacher_outputs import TeacherOutputs
+
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz")
+TINY = ["--student-layers", "1", "--hidden", "16", "--heads", "2", "--intermediate", "32",
+        "--epochs", "1", "--batch-size", "16", "--candidates", "4", "--order", "2",
+        "--verbose", "0", "--no-xla", "--sequence-length", "24", "--loss", "ptloss"]
+
+
+def _stand_in_teacher(examples, split, directory, rng):
+    k = len(examples.class_names)
+    labels = np.where(examples.labels >= 0, examples.labels, rng.integers(0, k, len(examples)))
+    probs = rng.dirichlet(np.ones(k), size=len(examples)) * 0.3
+    probs[np.arange(len(examples)), labels] += 0.7
+    TeacherOutputs(ids=np.asarray(examples.ids), values=probs.astype(np.float32), kind="probs",
+                   class_names=tuple(examples.class_names), split=split,
+                   teacher="stand-in").save(str(directory / f"{split}.jsonl"))
+    return probs
+
+
+@pytest.mark.parametrize("task_name, num_classes", [("sst2", 2), ("mnli", 3), ("boolq", 2)])
+def test_tfds_tasks_end_to_end_with_mock_data(tmp_path, task_name, num_classes):
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n")
+    rng = np.random.default_rng(0)
+    teacher_dir = tmp_path / "teacher"
+    teacher_dir.mkdir()
+    with tfds.testing.mock_data(num_examples=24, data_dir=str(tmp_path / "tfds")):
+        for split in ("train", "validation", "test"):
+            ex = load_split(get_task(task_name), split, source="tfds",
+                            tfds_data_dir=str(tmp_path / "tfds"))
+            _stand_in_teacher(ex, split, teacher_dir, rng)
+        out = tmp_path / "run"
+        code = main(["--task", task_name, "--source", "tfds",
+                     "--tfds-data-dir", str(tmp_path / "tfds"),
+                     "--teacher-outputs", str(teacher_dir), "--vocabulary", str(vocab),
+                     "--output-dir", str(out), *TINY])
+    assert code == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == task_name
+    assert np.asarray(report["coefficients"]).shape == (2, num_classes)
+    assert 0.0 <= report["results"][0]["accuracy"] <= 1.0
+
+
+def test_rte_hidden_test_labels_use_validation_as_test(tmp_path):
+    task = get_task("rte")
+    rng = np.random.default_rng(1)
+    teacher_dir = tmp_path / "teacher"
+    teacher_dir.mkdir()
+    probs = {}
+    examples = {}
+    # RTE's test labels are hidden (here the file is absent altogether).
+    for split in ("train", "validation"):
+        examples[split] = load_split(task, split, source="files")
+        probs[split] = _stand_in_teacher(examples[split], split, teacher_dir, rng)
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(VOCAB) + "\n")
+    out = tmp_path / "run"
+    assert main(["--task", "rte", "--source", "files", "--teacher-outputs", str(teacher_dir),
+                 "--vocabulary", str(vocab), "--max-train-examples", "64",
+                 "--output-dir", str(out), *TINY]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert any("test labels are hidden" in n for n in report["notes"])
+    assert report["results"][0]["method"] == "ptloss"
+    expected = np.mean(probs["validation"].argmax(1) == examples["validation"].labels)
+    assert report["teacher"]["accuracy"] == pytest.approx(expected)
