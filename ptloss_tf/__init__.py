@@ -15,6 +15,7 @@ also run under `KERAS_BACKEND=jax`); the proxy-teacher solver, the search and
 
 import importlib
 
+from ptloss_tf import callbacks
 from ptloss_tf import losses
 from ptloss_tf import metrics
 from ptloss_tf.coefficients import Coefficients

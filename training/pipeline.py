@@ -345,6 +345,7 @@ def _datasets(args, splits, preprocessor):
 def train_method(method, args, splits, coefficients, output_dir):
     import keras
 
+    from ptloss_tf.callbacks import AtomicBackupAndRestore
     from training.student import build_classifier
 
     method_dir = os.path.join(output_dir, method)
@@ -371,7 +372,7 @@ def train_method(method, args, splits, coefficients, output_dir):
     train, validation, test = _datasets(args, splits, preprocessor)
     best_path = os.path.join(method_dir, "best.weights.h5")
     callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(method_dir, "backup")),
+        AtomicBackupAndRestore(os.path.join(method_dir, "backup")),
         keras.callbacks.ModelCheckpoint(best_path, monitor="val_accuracy", mode="max",
                                         save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",

@@ -147,3 +147,33 @@ def test_module_entry_point_help():
     for group in ("task and data", "PTLoss coefficients", "student", "distillation",
                   "hardware", "output"):
         assert group in result.stdout
+
+
+def test_killed_run_resumes_with_the_same_command(tmp_path):
+    """SIGKILL during the second method; the same command then finishes it."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "training", *TINY, "--epochs", "3",
+               "--output-dir", str(out)]
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=env)
+    deadline = time.time() + 240
+    # Kill once the first method is finished and the second one has a backup.
+    while time.time() < deadline and process.poll() is None:
+        if (out / "kl" / "result.json").exists() and (out / "ptloss" / "backup").exists():
+            break
+        time.sleep(0.2)
+    assert process.poll() is None, "the run ended before it could be interrupted"
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    assert not (out / "report.json").exists()
+    state = json.loads((out / "run_state.json").read_text())
+    assert state["finished"] == ["kl"]
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "kl: already finished" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    assert [r["method"] for r in report["results"]] == ["kl", "ptloss"]
