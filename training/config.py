@@ -86,7 +86,8 @@ def build_parser():
                    help="one or several methods (a comparison run)")
     g.add_argument("--epochs", type=int, default=4)
     g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float, default=2e-3)
+    g.add_argument("--learning-rate", type=float, default=None,
+                   help="default 2e-3 for a student from scratch, 5e-5 with --preset")
     g.add_argument("--student-loss-weight", type=float, default=0.0)
     g.add_argument("--temperature", type=float, default=2.0, help="--loss temperature")
     g.add_argument("--smoothing", type=float, default=0.1, help="--loss label_smoothing")
