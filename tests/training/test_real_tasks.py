@@ -63,6 +63,22 @@ def test_teacher_subcommand_then_distillation_from_its_outputs(file_task):
     assert report["task"] == "file"
 
 
+def test_bucketed_teacher_prediction_keeps_example_order(file_task):
+    from training.data.examples import load_file
+    from training.data.pipeline import make_dataset
+    from training.student import build_classifier
+    from training.teacher import predict_logits
+
+    root = file_task
+    examples = load_file(str(root / "test.tsv"), ("sentence",), "label", class_names=("0", "1"))
+    model, preprocessor = build_classifier(2, sequence_length=16, preset=str(root / "bert"),
+                                           dropout=0.0)
+    bucketed = predict_logits(model, examples, preprocessor, batch_size=8)
+    plain = model.predict(make_dataset(examples, preprocessor, 8).map(lambda x, y: x),
+                          verbose=0)
+    np.testing.assert_allclose(bucketed, plain, atol=1e-5)
+
+
 def test_teacher_file_for_the_wrong_split_is_refused(file_task, capsys):
     root = file_task
     teacher_dir = root / "teacher"
