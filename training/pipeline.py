@@ -360,7 +360,10 @@ def train_method(method, args, splits, coefficients, output_dir):
     os.makedirs(method_dir, exist_ok=True)
     num_classes = len(splits.class_names)
     sequence_length = args.sequence_length or (32 if args.task == "synthetic" else 128)
-    strategy = ptloss_tf.make_strategy(args.strategy, tpu=args.tpu)
+    try:
+        strategy = ptloss_tf.make_strategy(args.strategy, tpu=args.tpu)
+    except RuntimeError as e:  # e.g. no TPU: a user-facing one-line error
+        raise ValueError(str(e)) from None
     with strategy.scope():
         student, preprocessor = build_classifier(
             num_classes, sequence_length=sequence_length, preset=args.preset,

@@ -107,6 +107,7 @@ def test_resume_skips_finished_methods(tmp_path, capsys):
         (["--task", "sst2", "--source", "files"], "--teacher-outputs"),
         (["--coefficients", "/nonexistent.json"], "coefficients file not found"),
         (["--task", "file"], "--train-file"),
+        (["--strategy", "tpu"], "No TPU was found"),
     ],
 )
 def test_bad_input_gives_one_line_errors(tmp_path, capsys, argv, message):
