@@ -1,12 +1,11 @@
 """`SearchResult`: the outcome of `search_coefficients`."""
 
 import json
-import os
-import tempfile
 
 import numpy as np
 
 from ptloss_tf.coefficients import Coefficients
+from ptloss_tf.io_utils import atomic_write_text
 
 CRITERIA = ("deviation", "brier", "nll")
 
@@ -108,16 +107,7 @@ class SearchResult:
         """JSON text; with `path`, also written there atomically."""
         text = json.dumps(self.to_dict(), indent=1)
         if path is not None:
-            directory = os.path.dirname(os.path.abspath(path))
-            fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-                os.replace(tmp, path)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            atomic_write_text(path, text)
         return text
 
     @classmethod

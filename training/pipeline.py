@@ -20,13 +20,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import time
 import warnings
 
 import numpy as np
 
 import ptloss_tf
+from ptloss_tf.io_utils import atomic_write_text
 from ptloss_tf.validation import check_probabilities
 
 REPORT = "report.json"
@@ -39,16 +39,7 @@ def log(message):
 
 
 def atomic_write_json(path, payload):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(payload, f, indent=1, default=_json_default)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(payload, indent=1, default=_json_default))
 
 
 def _json_default(x):
@@ -415,11 +406,9 @@ def train_method(method, args, splits, coefficients, output_dir):
     }
     if splits.p_star:
         logits = distiller.predict(test.map(lambda x, y: x), verbose=0)
-        q = _softmax(np.asarray(logits, np.float64))
-        p_star = splits.p_star["test"]
-        result["kl_to_p_star"] = float(np.mean(np.sum(
-            p_star * (np.log(np.clip(p_star, 1e-12, 1)) - np.log(np.clip(q, 1e-12, 1))), -1)))
-        result["mse_to_p_star"] = float(np.mean(np.sum((q - p_star) ** 2, -1)))
+        from training.synthetic import softmax
+
+        result.update(distance_to_p_star(softmax(logits), splits.p_star["test"]))
     tmp = os.path.join(method_dir, "student.tmp.keras")
     distiller.save(tmp)
     os.replace(tmp, os.path.join(method_dir, STUDENT_FILE))
@@ -429,10 +418,13 @@ def train_method(method, args, splits, coefficients, output_dir):
     return result
 
 
-def _softmax(z):
-    z = z - z.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)
+def distance_to_p_star(probs, p_star):
+    """Mean `KL(p* || probs)` and mean squared error to the true posterior."""
+    log_ratio = np.log(np.clip(p_star, 1e-12, 1)) - np.log(np.clip(probs, 1e-12, 1))
+    return {
+        "kl_to_p_star": float(np.mean(np.sum(p_star * log_ratio, -1))),
+        "mse_to_p_star": float(np.mean(np.sum((probs - p_star) ** 2, -1))),
+    }
 
 
 # -- report -------------------------------------------------------------------
@@ -449,9 +441,7 @@ def teacher_report(splits):
     }
     if splits.p_star:
         p_star = splits.p_star["test"]
-        report["kl_to_p_star"] = float(np.mean(np.sum(
-            p_star * (np.log(np.clip(p_star, 1e-12, 1)) - np.log(np.clip(test_probs, 1e-12, 1))), -1)))
-        report["mse_to_p_star"] = float(np.mean(np.sum((test_probs - p_star) ** 2, -1)))
+        report.update(distance_to_p_star(test_probs, p_star))
         report["bayes_accuracy"] = float(np.mean(p_star.argmax(1) == labels))
     return report
 
