@@ -10,6 +10,8 @@ Output directory contract (`--output-dir`):
 * `<method>/student.keras` for each method, `<method>/result.json`,
   `<method>/history.json`, TensorBoard logs in `<method>/logs`
 * `learning_curves.png`
+* `samples.json`: a few test examples (texts, labels): the inputs
+  `ptloss-export` uses for warmup requests and verification.
 * `run_state.json`: what has finished, so the same command resumes an
   interrupted run (finished methods are skipped, an interrupted one resumes
   from its last `BackupAndRestore` backup).
@@ -32,6 +34,8 @@ from ptloss_tf.validation import check_probabilities
 REPORT = "report.json"
 STATE = "run_state.json"
 STUDENT_FILE = "student.keras"
+SAMPLES = "samples.json"
+SAMPLE_COUNT = 8
 
 
 def log(message):
@@ -409,6 +413,10 @@ def train_method(method, args, splits, coefficients, output_dir):
         from training.synthetic import softmax
 
         result.update(distance_to_p_star(softmax(logits), splits.p_star["test"]))
+    # Saved with its preprocessor, so `student.keras` is self-contained:
+    # `load_model(...).predict(["raw text"])` works and `ptloss-export` finds
+    # the tokenizer and sequence length in it. Training fed token ids.
+    student.preprocessor = preprocessor
     tmp = os.path.join(method_dir, "student.tmp.keras")
     distiller.save(tmp)
     os.replace(tmp, os.path.join(method_dir, STUDENT_FILE))
@@ -457,6 +465,16 @@ def print_table(results, teacher):
     extra = f", KL to p* {teacher['kl_to_p_star']:.4f}" if "kl_to_p_star" in teacher else ""
     log(f"teacher: test accuracy {teacher['accuracy']:.4f}, TVD to labels "
         f"{teacher['tvd_to_labels']:.4f}{extra}")
+
+
+def write_samples(output_dir, examples, count=SAMPLE_COUNT):
+    """`samples.json`: the first `count` test examples, as export inputs."""
+    n = min(count, len(examples))
+    atomic_write_json(os.path.join(output_dir, SAMPLES), {
+        "texts": [[str(t[i]) for t in examples.texts] for i in range(n)],
+        "labels": [int(x) for x in examples.labels[:n]],
+        "class_names": list(examples.class_names),
+    })
 
 
 def plot_learning_curves(output_dir, methods):
@@ -516,8 +534,11 @@ def run(args):
         atomic_write_json(os.path.join(output_dir, STATE), state)
     print_table(results, teacher)
     plot_learning_curves(output_dir, args.loss)
+    write_samples(output_dir, splits.examples["test"])
     report = {
         "task": args.task,
+        "class_names": list(splits.class_names),
+        "num_segments": len(splits.examples["test"].texts),
         "results": results,
         "coefficients": coefficients.values.tolist() if coefficients is not None else None,
         "search": search,

@@ -48,6 +48,27 @@ def test_output_directory_contract(finished_run):
     assert (finished_run / "search.png").exists()
 
 
+def test_saved_student_carries_its_preprocessor_and_samples_are_test_rows(finished_run):
+    from training.synthetic import make_synthetic_task
+
+    with open(finished_run / "report.json") as f:
+        report = json.load(f)
+    with open(finished_run / "samples.json") as f:
+        samples = json.load(f)
+    task = make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
+    assert samples["texts"] == [[t] for t in task.test.examples.texts[0][:8]]
+    assert samples["labels"] == task.test.examples.labels[:8].tolist()
+    assert report["class_names"] == list(task.test.examples.class_names)
+    assert report["num_segments"] == 1
+    student = keras.saving.load_model(finished_run / "kl" / "student.keras")
+    assert student.preprocessor is not None
+    texts = [t[0] for t in samples["texts"]]
+    # Raw text through the saved preprocessor equals token ids fed directly.
+    tokens = student.preprocessor(np.asarray(texts))
+    np.testing.assert_allclose(student.predict(np.asarray(texts), verbose=0),
+                               student(tokens), atol=1e-5)
+
+
 def test_coefficients_are_the_search_optimum_on_the_validation_split(finished_run):
     from training.synthetic import make_synthetic_task
 
