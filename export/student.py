@@ -1,0 +1,81 @@
+"""Loading the student to export and checking that it is exportable."""
+
+import os
+import zipfile
+
+
+def load_student(path, vocabulary=None, sequence_length=None):
+    """`(classifier, preprocessor)` from a `student.keras` file.
+
+    The training application saves students with their keras-hub
+    preprocessor attached. A classifier saved without one needs
+    `vocabulary` (a `vocab.txt`) and `sequence_length`.
+
+    Args:
+        path: the `.keras` file of a keras-hub `TextClassifier`.
+        vocabulary: `vocab.txt` for a student saved without preprocessor;
+            with one, it must equal the saved tokenizer's vocabulary.
+        sequence_length: overrides / supplies the preprocessor's length.
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: not a `.keras` archive, not a keras-hub text classifier,
+            no preprocessor and no vocabulary, or a vocabulary whose size
+            differs from the backbone's embedding table.
+    """
+    import keras
+    import keras_hub
+
+    from training.student import load_vocabulary, make_preprocessor
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"student file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not a .keras model archive.")
+    try:
+        classifier = keras.saving.load_model(path, compile=False)
+    except Exception as e:  # Keras raises many types for a bad archive
+        raise ValueError(f"cannot load {path} as a Keras model: {' '.join(str(e).split())[:300]}")
+    if not isinstance(classifier, keras_hub.models.TextClassifier):
+        raise ValueError(
+            f"{path} holds a {type(classifier).__name__}, not a keras-hub text "
+            "classifier (e.g. BertTextClassifier); only classifiers can be exported."
+        )
+    preprocessor = classifier.preprocessor
+    if vocabulary is not None:
+        tokens = load_vocabulary(vocabulary)
+        if preprocessor is not None and preprocessor.tokenizer.get_vocabulary() != tokens:
+            raise ValueError(
+                f"--vocabulary {vocabulary} differs from the vocabulary saved in {path}."
+            )
+        if preprocessor is None:
+            if not sequence_length:
+                raise ValueError("a student without preprocessor needs --sequence-length.")
+            preprocessor = make_preprocessor(sequence_length, vocabulary=tokens)
+    if preprocessor is None:
+        raise ValueError(
+            f"{path} was saved without a preprocessor; pass --vocabulary VOCAB.txt "
+            "and --sequence-length N (the ones it was trained with)."
+        )
+    if sequence_length and int(sequence_length) != preprocessor.sequence_length:
+        preprocessor.sequence_length = int(sequence_length)
+    check_compatible(classifier, preprocessor)
+    return classifier, preprocessor
+
+
+def check_compatible(classifier, preprocessor):
+    """Raises ValueError if the tokenizer cannot feed the backbone."""
+    backbone = classifier.backbone
+    vocab_size = preprocessor.tokenizer.vocabulary_size()
+    if vocab_size != backbone.vocabulary_size:
+        raise ValueError(
+            f"the tokenizer has {vocab_size} tokens but the student's embedding "
+            f"table has {backbone.vocabulary_size}: mismatched vocabulary."
+        )
+    max_length = getattr(backbone, "max_sequence_length", None)
+    if max_length and preprocessor.sequence_length > max_length:
+        raise ValueError(
+            f"sequence length {preprocessor.sequence_length} exceeds the student's "
+            f"{max_length} position embeddings."
+        )
