@@ -30,16 +30,25 @@ def _tf_text_kernels():
     return sorted(os.path.join(ops, f) for f in os.listdir(ops) if f.endswith(".so"))
 
 
-KERNELS = _tf_text_kernels()
-for _module in UNAVAILABLE:
-    sys.modules[_module] = None  # `import keras` now raises ImportError
+KERNELS = []
+np = tf = predict_pb2 = prediction_log_pb2 = None
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow_serving.apis import predict_pb2, prediction_log_pb2  # noqa: E402
 
-for _kernel in KERNELS:
-    tf.load_op_library(_kernel)
+def isolate():
+    """Makes keras & co. unimportable, then imports TensorFlow and loads TF
+    Text's kernels. Only for this script's own process: importing this
+    module has no side effects."""
+    global np, tf, predict_pb2, prediction_log_pb2
+    KERNELS.extend(_tf_text_kernels())
+    for module in UNAVAILABLE:
+        sys.modules[module] = None  # `import keras` now raises ImportError
+    import numpy
+    import tensorflow
+    from tensorflow_serving.apis import predict_pb2 as predict, prediction_log_pb2 as logs
+
+    np, tf, predict_pb2, prediction_log_pb2 = numpy, tensorflow, predict, logs
+    for kernel in KERNELS:
+        tf.load_op_library(kernel)
 
 
 class Checks:
@@ -189,4 +198,5 @@ def _finish(checks, result_path):
 
 
 if __name__ == "__main__":
+    isolate()
     sys.exit(main(sys.argv[1], sys.argv[2]))
