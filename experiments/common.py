@@ -1,0 +1,382 @@
+"""Shared pieces of the synthetic PTLoss study (see experiments/README.md).
+
+Everything the study trains goes through the library: the synthetic task
+(`training.synthetic.make_synthetic_task`), the coefficient search
+(`ptloss_tf.search_coefficients`, `ptloss_tf.random_coefficients`,
+`ptloss_tf.proxy_teacher`), the losses (`ptloss_tf.PTLoss`, `KLDivergence`,
+`TemperatureKLDivergence`, `LabelSmoothingKLDivergence`,
+`FocalDistillationLoss`, all `from_logits=True`) and `ptloss_tf.Distiller`.
+
+The only thing *not* from the library is the student: a small Keras model on
+word ids (embedding -> causal Conv1D of width 3 -> per-position MLP -> masked
+sum over positions -> Dense(K)). It is ~60x faster to train than the tiny
+keras-hub BERT of `ptloss-distill`, which is what makes hundreds of trainings
+fit in the time budget. Why it is honest: the true logits of the task are a
+*sum over positions* of a term that depends on the word and the (at most two)
+words before it (a negator directly before the evidence word, or one filler
+in between), so this student can represent p* (up to rare double negations
+across fillers) but has to learn it from 2,000 examples; it is not given p*.
+Each word of the task's vocabulary is one token (whole words, see
+`training.synthetic`), so tokenisation is a dictionary look-up.
+"""
+
+import json
+import os
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+RESULTS = os.path.join(HERE, "results")
+RUNS_DIR = os.path.join(RESULTS, "trainings")  # not "runs/": the repo .gitignore ignores runs/
+SEARCH_DIR = os.path.join(RESULTS, "search")
+
+# Task sizes (per seed): 2,000 train, 1,000 validation (coefficient search,
+# as in the paper), 4,000 test (large, to shrink label-sampling noise).
+TASK_SIZES = dict(num_train=2000, num_validation=1000, num_test=4000, num_classes=2)
+SEQ_LEN = 20  # max_length of the generator (words, one token each)
+
+# Teachers of controlled bias. "p_star" is the control (teacher == p*).
+TEACHERS = {
+    "p_star": dict(overconfidence=1.0, prior_shift=0.0, noise=0.0),
+    "overconf_1.5": dict(overconfidence=1.5, prior_shift=0.0, noise=0.0),
+    "overconf_2.5": dict(overconfidence=2.5, prior_shift=0.0, noise=0.0),
+    "overconf_4": dict(overconfidence=4.0, prior_shift=0.0, noise=0.0),
+    "prior_0.5": dict(overconfidence=1.0, prior_shift=0.5, noise=0.0),
+    "prior_1": dict(overconfidence=1.0, prior_shift=1.0, noise=0.0),
+    "prior_2": dict(overconfidence=1.0, prior_shift=2.0, noise=0.0),
+    "noise_0.5": dict(overconfidence=1.0, prior_shift=0.0, noise=0.5),
+    "noise_1": dict(overconfidence=1.0, prior_shift=0.0, noise=1.0),
+    "noise_2": dict(overconfidence=1.0, prior_shift=0.0, noise=2.0),
+}
+
+# Student / optimisation (fixed for every method; measured in experiments/measure.py).
+STUDENT = dict(embed=32, conv=64, hidden=64)
+TRAIN = dict(epochs=8, batch_size=64, learning_rate=3e-3, schedule="cosine to 0", jit_compile=False)
+
+# Paper grids (MATH.md Sec. 4).
+TEMPERATURE_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+SMOOTHING_GRID = (0.02, 0.05, 0.1, 0.15, 0.2)
+FOCAL_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+NUM_CANDIDATES = 100
+
+
+def atomic_write_json(path, payload):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(payload, f, indent=1, sort_keys=True, default=_default)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _default(x):
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(type(x))
+
+
+_TASKS = {}
+
+
+def get_task(teacher, seed):
+    """The synthetic task of `seed` with teacher `teacher` (cached in-process)."""
+    key = (teacher, seed)
+    if key not in _TASKS:
+        from training.synthetic import make_synthetic_task
+
+        if len(_TASKS) > 4:
+            _TASKS.clear()
+        task = make_synthetic_task(**TASK_SIZES, **TEACHERS[teacher], seed=seed)
+        index = {w: i for i, w in enumerate(task.vocabulary)}
+        ids = {}
+        for name, split in task.splits().items():
+            arr = np.zeros((len(split), SEQ_LEN), np.int32)
+            for n, text in enumerate(split.examples.texts[0]):
+                toks = [index.get(w, 1) for w in str(text).split()][:SEQ_LEN]
+                arr[n, : len(toks)] = toks
+            ids[name] = arr
+        _TASKS[key] = (task, ids)
+    return _TASKS[key]
+
+
+# -- coefficients -------------------------------------------------------------
+
+def search(teacher, seed, order):
+    """Proxy-teacher search on the validation split (cached as JSON).
+
+    One `search_coefficients` call scores all 100 candidates under every
+    criterion; the chosen set per criterion is the argmin of that criterion's
+    scores (what `criterion=` would pick). Also records, on the *test* split,
+    how far each chosen proxy teacher is from p* (MSE, KL(p*||.)) and from the
+    labels (TVD), next to the raw teacher's numbers: the cheap part of Sec. 2b.
+    """
+    path = os.path.join(SEARCH_DIR, f"{teacher}__s{seed}__M{order}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    import ptloss_tf
+
+    task, _ = get_task(teacher, seed)
+    start = time.time()
+    res = ptloss_tf.search_coefficients(
+        task.validation.teacher_probs, task.validation.examples.labels,
+        order=order, num_candidates=NUM_CANDIDATES, seed=seed, criterion="deviation")
+    seconds = time.time() - start
+    out = {"teacher": teacher, "seed": seed, "order": order, "search_seconds": seconds,
+           "teacher_scores": {k: float(v) for k, v in res.teacher_scores.items()},
+           "chosen": {}}
+    p_t = task.test.teacher_probs
+    p_s = task.test.p_star
+    y = task.test.examples.labels
+    out["raw_teacher_test"] = distances(p_t, p_s, y)
+    for crit, scores in res.scores.items():
+        i = int(np.argmin(scores))
+        eta = np.asarray(res.candidates[i], dtype=np.float64)
+        proxy = np.asarray(ptloss_tf.proxy_teacher(p_t, ptloss_tf.Coefficients(eta)))
+        out["chosen"][crit] = {
+            "index": i, "eta": eta.tolist(),
+            "val_scores": {k: float(v[i]) for k, v in res.scores.items()},
+            "proxy_test": distances(proxy, p_s, y),
+        }
+    # Random-coefficient baseline (paper Fig. 2a): its proxy teacher too.
+    eta_r = np.asarray(ptloss_tf.random_coefficients(order, p_t.shape[1], seed=seed).values)
+    out["random_eta"] = eta_r.tolist()
+    try:
+        proxy_r = np.asarray(ptloss_tf.proxy_teacher(p_t, ptloss_tf.random_coefficients(
+            order, p_t.shape[1], seed=seed)))
+        out["random_proxy_test"] = distances(proxy_r, p_s, y)
+    except Exception as e:  # noqa: BLE001 - recorded, not fatal
+        out["random_proxy_test"] = {"error": repr(e)[:300]}
+    atomic_write_json(path, out)
+    return out
+
+
+def distances(probs, p_star, labels):
+    probs = np.clip(np.asarray(probs, np.float64), 1e-12, 1.0)
+    p_star = np.asarray(p_star, np.float64)
+    onehot = np.eye(probs.shape[1])[labels]
+    return {
+        "mse_to_p_star": float(np.mean(np.sum((probs - p_star) ** 2, 1))),
+        "kl_to_p_star": float(np.mean(np.sum(
+            p_star * (np.log(np.clip(p_star, 1e-12, 1)) - np.log(probs)), 1))),
+        "tvd_to_labels": float(np.mean(0.5 * np.abs(probs - onehot).sum(1))),
+        "accuracy": float(np.mean(probs.argmax(1) == labels)),
+        "expected_accuracy": float(np.mean(p_star[np.arange(len(p_star)), probs.argmax(1)])),
+        "mean_max_prob": float(np.mean(probs.max(1))),
+    }
+
+
+# -- methods ------------------------------------------------------------------
+
+def parse_method(method):
+    """'kl' | 'pt_proxy:<criterion>:<M>' | 'pt_random:<M>' | 'temp:<T>' |
+    'ls:<delta>' | 'focal:<tau>' -> (kind, params)."""
+    parts = method.split(":")
+    return parts[0], parts[1:]
+
+
+def _variable_ptloss_class():
+    """`ptloss_tf.PTLoss` whose coefficients live in a non-trainable
+    `keras.Variable`, so one traced training step serves every coefficient set
+    of the same order (re-tracing the Distiller's step costs 10-15 s on this
+    shared machine, training a student 5 s). The arithmetic is the library's:
+    the same `_prepare`, `_p_log_p`, `perturbation_polynomial`, `_scale` as
+    `PTLoss.call`; only the constant becomes a variable read.
+    `check_variable_ptloss` asserts equality with the library loss."""
+    import keras
+    import ptloss_tf
+    from keras import ops
+    from ptloss_tf.losses.ptloss import perturbation_polynomial
+
+    class VariablePTLoss(ptloss_tf.PTLoss):
+        def __init__(self, order, num_classes, **kwargs):
+            super().__init__(np.zeros((order, num_classes)), **kwargs)
+            self.eta_variable = keras.Variable(
+                np.zeros((order, num_classes), np.float32), trainable=False,
+                name=f"eta_M{order}")
+
+        def set_coefficients(self, eta):
+            eta = np.asarray(eta, np.float32)
+            self.coefficients = ptloss_tf.Coefficients(eta.astype(np.float64))
+            self.eta_variable.assign(eta)
+
+        def call(self, y_true, y_pred):
+            p, log_q = self._prepare(y_true, y_pred, self.coefficients.values.shape[1])
+            eta = ops.cast(self.eta_variable, self.compute_dtype_for_loss)
+            one_minus_q = -ops.expm1(log_q)
+            per_class = self._p_log_p(p) + p * (
+                perturbation_polynomial(eta, one_minus_q) - log_q)
+            return self._scale(ops.sum(per_class, axis=-1))
+
+    return VariablePTLoss
+
+
+def check_variable_ptloss():
+    """Asserts VariablePTLoss == ptloss_tf.PTLoss (value) on random inputs."""
+    import ptloss_tf
+
+    rng = np.random.default_rng(0)
+    cls = _variable_ptloss_class()
+    for order in (1, 5):
+        eta = rng.uniform(-1, 10, (order, 2))
+        p = rng.dirichlet([1, 1], 64).astype(np.float32)
+        z = rng.normal(0, 3, (64, 2)).astype(np.float32)
+        lib = float(ptloss_tf.PTLoss(ptloss_tf.Coefficients(eta), from_logits=True)(p, z))
+        v = cls(order, 2, from_logits=True)
+        v.set_coefficients(eta)
+        mine = float(v(p, z))
+        assert abs(lib - mine) <= 1e-5 * max(1.0, abs(lib)), (lib, mine)
+    return True
+
+
+def coefficients_for(method, teacher, seed, num_classes):
+    """The PTLoss coefficients `[M, K]` of a `pt_*` method (else None)."""
+    import ptloss_tf
+
+    kind, p = parse_method(method)
+    if kind == "pt_proxy":
+        crit, order = p[0], int(p[1])
+        return np.asarray(search(teacher, seed, order)["chosen"][crit]["eta"])
+    if kind == "pt_random":
+        return np.asarray(ptloss_tf.random_coefficients(int(p[0]), num_classes, seed=seed).values)
+    return None
+
+
+def loss_key(method):
+    """Methods sharing a key share one compiled Distiller (same loss graph)."""
+    kind, p = parse_method(method)
+    if kind in ("pt_proxy", "pt_random"):
+        return f"ptloss_M{p[-1]}"
+    return method
+
+
+def make_loss(method, num_classes):
+    import ptloss_tf
+
+    kind, p = parse_method(method)
+    if kind in ("pt_proxy", "pt_random"):
+        return _variable_ptloss_class()(int(p[-1]), num_classes, from_logits=True)
+    if kind == "kl":
+        return ptloss_tf.KLDivergence(from_logits=True)
+    if kind == "temp":
+        return ptloss_tf.TemperatureKLDivergence(float(p[0]), from_logits=True)
+    if kind == "ls":
+        return ptloss_tf.LabelSmoothingKLDivergence(float(p[0]), from_logits=True)
+    if kind == "focal":
+        return ptloss_tf.FocalDistillationLoss(float(p[0]), from_logits=True)
+    raise ValueError(method)
+
+
+def build_student(vocab_size, num_classes, seed):
+    import keras
+    from keras import layers, ops
+
+    keras.utils.set_random_seed(seed)
+    ids = keras.Input((SEQ_LEN,), dtype="int32", name="token_ids")
+    x = layers.Embedding(vocab_size, STUDENT["embed"])(ids)
+    x = layers.Conv1D(STUDENT["conv"], 3, padding="causal", activation="relu")(x)
+    x = layers.Dense(STUDENT["hidden"], activation="relu")(x)
+    mask = ops.expand_dims(ops.cast(ops.greater(ids, 0), x.dtype), -1)
+    x = ops.sum(x * mask, axis=1)
+    logits = layers.Dense(num_classes)(x)
+    return keras.Model(ids, logits, name="conv_sum_student")
+
+
+def run_key(teacher, seed, method):
+    return f"{teacher}__s{seed}__{method.replace(':', '_')}"
+
+
+def run_path(teacher, seed, method):
+    return os.path.join(RUNS_DIR, run_key(teacher, seed, method) + ".json")
+
+
+_TRAINERS = {}
+
+
+def _trainer(method, vocab_size, num_classes, steps):
+    """(student, distiller, loss), compiled once per loss graph and process."""
+    import keras
+    import ptloss_tf
+
+    key = (loss_key(method), vocab_size, num_classes, steps)
+    if key not in _TRAINERS:
+        if len(_TRAINERS) >= 6:
+            _TRAINERS.clear()
+            keras.backend.clear_session(free_memory=False)
+        student = build_student(vocab_size, num_classes, 0)
+        loss = make_loss(method, num_classes)
+        schedule = keras.optimizers.schedules.CosineDecay(TRAIN["learning_rate"], steps)
+        distiller = ptloss_tf.Distiller(student)
+        distiller.compile(optimizer=keras.optimizers.AdamW(schedule),
+                          distillation_loss=loss, student_loss_weight=0.0,
+                          jit_compile=TRAIN["jit_compile"])
+        _TRAINERS[key] = (student, distiller, loss)
+    return _TRAINERS[key]
+
+
+def train_one(teacher, seed, method, epochs=None, verbose=0):
+    """Trains one student; returns (and saves atomically) its result dict.
+
+    A fresh student is *not* rebuilt per run: the cached compiled Distiller's
+    student gets the initial weights of `build_student(..., seed)`, the
+    optimizer's state and step counter are zeroed (so the cosine schedule
+    restarts), PTLoss coefficients are assigned, and Keras' RNG is reseeded -
+    the same as a fresh model, without re-tracing.
+    """
+    import keras
+
+    path = run_path(teacher, seed, method)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    epochs = epochs or TRAIN["epochs"]
+    task, ids = get_task(teacher, seed)
+    K = task.config["num_classes"]
+    V = len(task.vocabulary)
+    steps = epochs * int(np.ceil(len(ids["train"]) / TRAIN["batch_size"]))
+    eta = coefficients_for(method, teacher, seed, K)
+    start = time.time()
+    student, distiller, loss = _trainer(method, V, K, steps)
+    fresh = build_student(V, K, seed)  # seeds keras too
+    student.set_weights(fresh.get_weights())
+    del fresh
+    for v in distiller.optimizer.variables:
+        v.assign(np.zeros(v.shape, dtype=v.dtype))
+    if eta is not None:
+        loss.set_coefficients(eta)
+    keras.utils.set_random_seed(seed)
+    y_train = {"teacher_probs": task.train.teacher_probs.astype(np.float32),
+               "labels": task.train.examples.labels.astype(np.int32)}
+    hist = distiller.fit(ids["train"], y_train, batch_size=TRAIN["batch_size"], epochs=epochs,
+                         shuffle=True, verbose=verbose)
+    train_seconds = time.time() - start
+    from training.synthetic import softmax
+
+    q = softmax(student.predict(ids["test"], batch_size=1000, verbose=0))
+    qv = softmax(student.predict(ids["validation"], batch_size=1000, verbose=0))
+    dv = distances(qv, task.validation.p_star, task.validation.examples.labels)
+    d = distances(q, task.test.p_star, task.test.examples.labels)
+    y = task.test.examples.labels
+    result = {
+        "teacher": teacher, "seed": seed, "method": method, "epochs": epochs,
+        "accuracy": d["accuracy"], "expected_accuracy": d["expected_accuracy"],
+        "nll": float(-np.mean(np.log(np.clip(q[np.arange(len(y)), y], 1e-12, 1)))),
+        "kl_to_p_star": d["kl_to_p_star"], "mse_to_p_star": d["mse_to_p_star"],
+        "mean_max_prob": d["mean_max_prob"],
+        "val_accuracy": dv["accuracy"], "val_kl_to_p_star": dv["kl_to_p_star"],
+        "teacher_agreement": float(np.mean(q.argmax(1) == task.test.teacher_probs.argmax(1))),
+        "final_train_loss": float(hist.history["loss"][-1]),
+        "seconds": time.time() - start, "train_seconds": train_seconds,
+        "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": os.uname().nodename,
+    }
+    if eta is not None:
+        result["eta"] = np.asarray(eta).tolist()
+    if not np.isfinite(result["final_train_loss"]):
+        result["diverged"] = True
+    atomic_write_json(path, result)
+    return result

@@ -1,0 +1,172 @@
+"""Runs the synthetic PTLoss study, resumably (one JSON per run, atomic writes).
+
+    nice -n 10 python experiments/study.py --phases search core criterion orders grid selected \
+        [--worker 0 --workers 2] [--seeds 0 1 2 3 4] [--deadline 2026-11-28T04:00]
+
+Phases, in the order of priority (each skips runs already saved under
+experiments/results/trainings/ and experiments/results/search/):
+
+  search     proxy-teacher searches (orders 1..5, every teacher and seed): no training.
+  core       KL, PTLoss proxy (Eq. 21 "deviation", M=5), PTLoss random (M=5):
+             every teacher x seed.
+  criterion  PTLoss proxy with the `brier` and `nll` criteria (M=5): every teacher x seed.
+  orders     PTLoss proxy (deviation) and random at M=1..4 on ORDER_TEACHERS x seeds.
+  grid       every value of the paper's temperature / smoothing / focal grids,
+             every teacher, seed 0 only (selection on validation accuracy).
+  selected   for each teacher and family, the grid value with the best seed-0
+             validation accuracy, on the remaining seeds: first the single best
+             value over all families (the "best baseline"), then the other two.
+             `selected_best` / `selected_rest` are those two halves.
+
+`--worker i --workers n` runs the i-th of n disjoint shares of each phase (so
+two processes can share the work). `--deadline` stops starting new runs after
+that UTC time.
+"""
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import zlib
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from experiments import common  # noqa: E402
+
+SEEDS = (0, 1, 2, 3, 4)
+ORDER_TEACHERS = ("overconf_2.5", "prior_1", "noise_1")
+FAMILIES = {
+    "temp": common.TEMPERATURE_GRID,
+    "ls": common.SMOOTHING_GRID,
+    "focal": common.FOCAL_GRID,
+}
+
+
+def grid_methods():
+    return [f"{fam}:{v:g}" for fam, grid in FAMILIES.items() for v in grid]
+
+
+def selected_methods(teacher):
+    """Per family, the grid value with the best seed-0 validation accuracy
+    (ties: the smaller validation KL to p* is NOT used - only labels are; ties
+    broken by grid order). None if the seed-0 grid is incomplete."""
+    out = []
+    for fam, grid in FAMILIES.items():
+        best, best_acc = None, -1.0
+        for v in grid:
+            m = f"{fam}:{v:g}"
+            p = common.run_path(teacher, 0, m)
+            if not os.path.exists(p):
+                return None
+            with open(p) as f:
+                r = json.load(f)
+            if r["val_accuracy"] > best_acc:
+                best, best_acc = m, r["val_accuracy"]
+        out.append(best)
+    return out
+
+
+def best_grid_method(teacher):
+    """The single grid value (any family) with the best seed-0 validation
+    accuracy: the study's "best baseline" for `teacher` (None if incomplete)."""
+    sel = selected_methods(teacher)
+    if not sel:
+        return None
+    accs = []
+    for m in sel:
+        with open(common.run_path(teacher, 0, m)) as f:
+            accs.append((json.load(f)["val_accuracy"], -sel.index(m), m))
+    return max(accs)[2]
+
+
+def plan(phase, seeds):
+    teachers = list(common.TEACHERS)
+    if phase == "search":
+        return [("search", t, s, o) for s in seeds for t in teachers for o in (5, 1, 2, 3, 4)]
+    if phase == "core":
+        return [("train", t, s, m) for s in seeds for t in teachers
+                for m in ("kl", "pt_proxy:deviation:5", "pt_random:5")]
+    if phase == "criterion":
+        return [("train", t, s, m) for s in seeds for t in teachers
+                for m in ("pt_proxy:brier:5", "pt_proxy:nll:5")]
+    if phase == "orders":
+        return [("train", t, s, m) for s in seeds for t in ORDER_TEACHERS
+                for o in (1, 2, 3, 4) for m in (f"pt_proxy:deviation:{o}", f"pt_random:{o}")]
+    if phase == "grid":
+        # method-major: one traced training step per grid value
+        return [("train", t, 0, m) for m in grid_methods() for t in teachers]
+    if phase in ("selected_best", "selected_rest"):
+        items = plan("selected", seeds)
+        n_best = sum(1 for t in teachers if selected_methods(t)) * sum(1 for s in seeds if s != 0)
+        return items[:n_best] if phase == "selected_best" else items[n_best:]
+    if phase == "selected":
+        # First the overall best baseline of every teacher, then the other
+        # two families' selected values; each group method-major (one traced
+        # training step per method).
+        first, rest = [], []
+        for t in teachers:
+            sel = selected_methods(t)
+            if sel:
+                best = best_grid_method(t)
+                first += [("train", t, s, best) for s in seeds if s != 0]
+                rest += [("train", t, s, m) for m in sel if m != best for s in seeds if s != 0]
+        key = lambda it: (it[3], it[1], it[2])  # noqa: E731
+        return sorted(first, key=key) + sorted(rest, key=key)
+    raise ValueError(phase)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--phases", nargs="+",
+                    default=["search", "core", "criterion", "orders", "grid", "selected"])
+    ap.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
+    ap.add_argument("--worker", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--reverse", action="store_true",
+                    help="walk each phase's items from the end (a second process)")
+    ap.add_argument("--deadline", default=None, help="UTC, e.g. 2026-11-28T04:00")
+    args = ap.parse_args()
+    deadline = (dt.datetime.fromisoformat(args.deadline).replace(tzinfo=dt.timezone.utc)
+                if args.deadline else None)
+    t_start = time.time()
+    assert common.check_variable_ptloss()
+    print("VariablePTLoss == ptloss_tf.PTLoss: checked", flush=True)
+    done = 0
+    for phase in args.phases:
+        items = [it for it in plan(phase, args.seeds)
+                 if zlib.crc32(repr(it).encode()) % args.workers == args.worker]
+        if args.reverse:
+            items = items[::-1]
+        print(f"[{time.strftime('%H:%M:%S')}] phase {phase}: {len(items)} items "
+              f"(worker {args.worker}/{args.workers})", flush=True)
+        for i, (kind, t, s, m) in enumerate(items):
+            if deadline and dt.datetime.now(dt.timezone.utc) > deadline:
+                print("deadline reached; stopping", flush=True)
+                return
+            if kind == "search":
+                path = os.path.join(common.SEARCH_DIR, f"{t}__s{s}__M{m}.json")
+                if os.path.exists(path):
+                    continue
+                r = common.search(t, s, m)
+                print(f"  search {t} s{s} M{m}: {r['search_seconds']:.1f}s", flush=True)
+                continue
+            if os.path.exists(common.run_path(t, s, m)):
+                continue
+            t0 = time.time()
+            try:
+                r = common.train_one(t, s, m)
+            except Exception as e:  # noqa: BLE001 - record and go on
+                print(f"  FAILED {t} s{s} {m}: {e!r}", flush=True)
+                common.atomic_write_json(common.run_path(t, s, m).replace(".json", ".error"),
+                                         {"error": repr(e)})
+                continue
+            done += 1
+            print(f"  [{phase} {i + 1}/{len(items)}] {t} s{s} {m}: acc {r['accuracy']:.4f} "
+                  f"kl* {r['kl_to_p_star']:.4f} ({time.time() - t0:.1f}s; "
+                  f"{done} runs in {(time.time() - t_start) / 60:.1f} min)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
