@@ -42,7 +42,11 @@ def build_parser():
     g.add_argument("--label-field", default="label")
     g.add_argument("--class-names", nargs="+", default=None)
     g.add_argument("--max-train-examples", type=int, default=None,
-                   help="subsample the training split (fixed seed)")
+                   help="train the students on N training rows drawn with --seed (where "
+                        "test labels are hidden: N of the rows not held out for the "
+                        "coefficient search). train.jsonl must cover the whole training "
+                        "split, or exactly the rows `ptloss-distill teacher "
+                        "--max-train-examples N` wrote with the same N and --seed")
 
     g = parser.add_argument_group("synthetic task (the embedded default)")
     g.add_argument("--synthetic-train", type=int, default=4000)
@@ -57,7 +61,9 @@ def build_parser():
     g = parser.add_argument_group("teacher outputs")
     g.add_argument("--teacher-outputs", default=None,
                    help="directory with train.jsonl / validation.jsonl / test.jsonl in the "
-                        "teacher-outputs format (see `import-teacher`)")
+                        "teacher-outputs format (see `import-teacher`); for --task mnli "
+                        "also validation_mismatched.jsonl to evaluate on MNLI's "
+                        "mismatched validation set (skipped, with a note, without it)")
 
     g = parser.add_argument_group("PTLoss coefficients (Proxy Teacher search)")
     g.add_argument("--order", type=int, default=5)
@@ -93,7 +99,8 @@ def build_parser():
     g.add_argument("--smoothing", type=float, default=0.1, help="--loss label_smoothing")
     g.add_argument("--focal-tau", type=float, default=2.0, help="--loss focal")
     g.add_argument("--early-stopping-patience", type=int, default=2)
-    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--seed", type=int, default=0,
+                   help="initialisation, shuffling and --max-train-examples subsample seed")
     g.add_argument("--no-bucketing", action="store_true",
                    help="pad every batch to --sequence-length instead of length buckets")
 

@@ -3,9 +3,15 @@ students, report. One function per stage; `run(args)` chains them.
 
 Output directory contract (`--output-dir`):
 
-* `report.json`: `{"task", "results": [{"method", "accuracy", "nll", "ece",
-  "teacher_agreement", ...}], "coefficients": [[...]], "teacher": {...},
-  "config": {...}}`
+* `report.json`: `{"task", "class_names", "num_segments", "results":
+  [{"method", "accuracy", "nll", "ece", "teacher_agreement", "replicas",
+  ...}], "coefficients": [[...]], "teacher": {"accuracy", ...}, "notes",
+  "config": {...}, "hardware": {"strategy", "replicas", "dtype_policy"}}`.
+  MNLI with `validation_mismatched.jsonl` among the teacher outputs: each
+  result also has `accuracy_mismatched`, `nll_mismatched`, `ece_mismatched`,
+  `teacher_agreement_mismatched` (the mismatched validation set, a second
+  test set) and the teacher `accuracy_mismatched`; without that file the
+  mismatched evaluation is skipped and `notes` says so.
 * `coefficients.json` (+ `search.json`, `search.png` from the search)
 * `<method>/student.keras` for each method, `<method>/result.json`,
   `<method>/history.json`, TensorBoard logs in `<method>/logs`
@@ -36,6 +42,11 @@ STATE = "run_state.json"
 STUDENT_FILE = "student.keras"
 SAMPLES = "samples.json"
 SAMPLE_COUNT = 8
+#: Seed of the training rows held out for the coefficient search where the
+#: test labels are hidden (see `plan_train_rows`).
+HOLDOUT_SEED = 0
+#: MNLI's second (mismatched) validation set: an extra test set.
+MISMATCHED = "validation_mismatched"
 
 
 def log(message):
@@ -142,8 +153,168 @@ class Splits:
     def class_names(self):
         return tuple(self.examples["train"].class_names)
 
+    @property
+    def extra_test_splits(self):
+        """Loaded extra test splits (MNLI: `("validation_mismatched",)`)."""
+        return tuple(s for s in (MISMATCHED,) if s in self.examples)
+
+
+def suffix(split):
+    """The report-key suffix of an extra test split: `"_mismatched"`."""
+    return "_" + split.rsplit("_", 1)[-1]
+
+
+def hidden_test_labels(test):
+    """Whether the test split is absent or unlabeled (GLUE test on TFDS, RTE)."""
+    return test is None or bool(np.any(np.asarray(test.labels) < 0))
+
+
+def subsample_indices(n, max_examples, seed):
+    """Sorted indices of the `--max-train-examples` subsample of `n` rows:
+    `np.random.default_rng(seed).choice(n, max_examples, replace=False)`,
+    sorted; all `n` rows when `max_examples` is None/0 or `>= n`.
+
+    Example:
+    >>> subsample_indices(5, None, 0).tolist()
+    [0, 1, 2, 3, 4]
+    >>> len(subsample_indices(100, 7, 3)), subsample_indices(100, 7, 3).tolist() == sorted(
+    ...     np.random.default_rng(3).choice(100, 7, replace=False).tolist())
+    (7, True)
+    """
+    if not max_examples or n <= max_examples:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, int(max_examples), replace=False))
+
+
+def plan_train_rows(num_train, num_validation, hidden_test, max_train_examples, seed):
+    """Which rows of the loaded training split a run uses, and for what.
+
+    Returns `{"train": idx}` or, when the test labels are hidden,
+    `{"train": idx, "validation": idx}`: sorted indices into the training
+    split. With hidden test labels the labelled validation split becomes the
+    test set, and the coefficient search's validation rows are
+    `min(num_validation, num_train // 10)` training rows held out with seed
+    `HOLDOUT_SEED` (0); the student trains on the other rows. Then
+    `--max-train-examples N` keeps `subsample_indices(len(rows), N, seed)` of
+    the student's training rows (never of the held-out rows).
+
+    `ptloss-distill` and `ptloss-distill teacher --max-train-examples N` both
+    use this rule, so a teacher run predicts exactly the training rows a
+    distillation with the same `--max-train-examples` and `--seed` reads.
+
+    Example:
+    >>> plan = plan_train_rows(100, 8, True, 20, seed=1)
+    >>> len(plan["validation"]), len(plan["train"])
+    (8, 20)
+    >>> bool(np.intersect1d(plan["train"], plan["validation"]).size)
+    False
+    """
+    if not hidden_test:
+        return {"train": subsample_indices(num_train, max_train_examples, seed)}
+    held_out = min(num_validation, num_train // 10)
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(num_train)
+    hold, rest = np.sort(order[:held_out]), np.sort(order[held_out:])
+    return {"train": rest[subsample_indices(len(rest), max_train_examples, seed)],
+            "validation": hold}
+
+
+def rows_read(plan):
+    """The sorted union of a `plan_train_rows` plan: the training rows whose
+    teacher outputs a run needs."""
+    return np.unique(np.concatenate([np.asarray(v, np.int64) for v in plan.values()]))
+
+
+def load_task_examples(args):
+    """`{"train", "validation", "test"}` Examples of `--task` (a registered
+    task or `--task file`). A registered task's missing local test file
+    (RTE) gives `"test": None` unless `--source tfds`."""
+    examples = {}
+    if args.task == "file":
+        from training.data.examples import load_file
+
+        for split in ("train", "validation", "test"):
+            path = getattr(args, f"{split}_file")
+            if not path:
+                raise ValueError(f"--task file needs --{split}-file.")
+            examples[split] = load_file(
+                path, tuple(args.text_fields), args.label_field,
+                class_names=tuple(args.class_names) if args.class_names else None,
+            )
+        return examples
+    from training.data.examples import load_split
+    from training.data.tasks import get_task
+
+    task = get_task(args.task)
+    for split in ("train", "validation", "test"):
+        try:
+            examples[split] = load_split(
+                task, split, source=args.source, data_root=args.data_root,
+                tfds_data_dir=args.tfds_data_dir,
+            )
+        except FileNotFoundError:
+            if split != "test" or args.source == "tfds":
+                raise
+            examples["test"] = None  # e.g. RTE: no test file locally
+    return examples
+
+
+def extra_test_splits(task_name):
+    """Additional labelled evaluation splits of a task: MNLI's mismatched
+    validation set (`("validation_mismatched",)`), else `()`."""
+    if task_name in ("synthetic", "file"):
+        return ()
+    from training.data.tasks import get_task
+
+    return tuple(s for s in (MISMATCHED,) if s in get_task(task_name).splits)
+
+
+def load_extra_examples(args, split):
+    """One extra split of a registered `--task` (e.g. MNLI's
+    `validation_mismatched`), from the same `--source` as the others."""
+    from training.data.examples import load_split
+    from training.data.tasks import get_task
+
+    return load_split(get_task(args.task), split, source=args.source,
+                      data_root=args.data_root, tfds_data_dir=args.tfds_data_dir)
+
+
+def _subset_hint(outputs, args):
+    meta = outputs.metadata or {}
+    if meta.get("train_rows") != "subset":
+        return ""
+    return (f"\n- {len(outputs)} rows: this train.jsonl holds only the training rows of "
+            f"`ptloss-distill teacher --max-train-examples {meta.get('max_train_examples')} "
+            f"--seed {meta.get('seed')}`; distil with the same --max-train-examples and "
+            f"--seed (this run: {args.max_train_examples}, {args.seed})")
+
+
+def join_train(outputs, train, used, args):
+    """Teacher probabilities of the training rows `used` (sorted indices).
+
+    `train.jsonl` must cover the whole training split, or, with
+    `--max-train-examples`, exactly the rows `used` (what `ptloss-distill
+    teacher --max-train-examples N` writes with the same N and `--seed`).
+    Joins stay strict: any other set of ids is a ValueError.
+    """
+    from training.teacher_outputs import join
+
+    try:
+        if args.max_train_examples and len(outputs) != len(train):
+            return join(outputs, train.subset(used), "train")
+        return join(outputs, train, "train")[used]
+    except ValueError as e:
+        raise ValueError(f"{e}{_subset_hint(outputs, args)}") from None
+
 
 def load_splits(args):
+    """Examples and teacher probabilities of every split `run` uses.
+
+    Real tasks join the `--teacher-outputs` files by id (strictly; see
+    `join_train` for `--max-train-examples`). Where the test labels are
+    hidden the splits follow `plan_train_rows`. MNLI's mismatched validation
+    set is added as `"validation_mismatched"` when
+    `validation_mismatched.jsonl` exists (else a note says it is skipped).
+    """
     if args.task == "synthetic":
         from training.synthetic import make_synthetic_task
 
@@ -165,34 +336,7 @@ def load_splits(args):
             vocabulary=task.vocabulary,
             task_config=task.config,
         )
-    examples = {}
-    if args.task == "file":
-        from training.data.examples import load_file
-
-        for split, path in (("train", args.train_file), ("validation", args.validation_file),
-                            ("test", args.test_file)):
-            if not path:
-                raise ValueError(f"--task file needs --{split}-file.")
-            examples[split] = load_file(
-                path, tuple(args.text_fields), args.label_field,
-                class_names=tuple(args.class_names) if args.class_names else None,
-            )
-    else:
-        from training.data.examples import load_split
-        from training.data.tasks import get_task
-
-        task = get_task(args.task)
-        for split in ("train", "validation", "test"):
-            try:
-                examples[split] = load_split(
-                    task, split, source=args.source, data_root=args.data_root,
-                    tfds_data_dir=args.tfds_data_dir,
-                )
-            except FileNotFoundError:
-                if split != "test" or args.source == "tfds":
-                    raise
-                examples["test"] = None  # e.g. RTE: no test file locally
-
+    examples = load_task_examples(args)
     if not args.teacher_outputs:
         raise ValueError(
             f"--task {args.task} needs --teacher-outputs DIR (train/validation/test "
@@ -212,36 +356,54 @@ def load_splits(args):
     if np.any(np.asarray(examples["validation"].labels) < 0):
         raise ValueError("the validation split has unlabeled examples; PTLoss' "
                          "coefficient search and the evaluation need labels.")
-    if examples["test"] is None or np.any(np.asarray(examples["test"].labels) < 0):
+    train = examples["train"]
+    hidden = hidden_test_labels(examples["test"])
+    plan = plan_train_rows(len(train), len(examples["validation"]), hidden,
+                           args.max_train_examples, args.seed)
+    used = rows_read(plan)
+    train_probs = join_train(teacher_file("train"), train, used, args)
+
+    def rows(name):
+        return train.subset(plan[name]), train_probs[np.searchsorted(used, plan[name])]
+
+    if hidden:
         # GLUE/SuperGLUE test labels are hidden: evaluate on the labelled
         # validation split (as the paper does) and search coefficients on a
         # fixed-seed held-out part of train.
-        train = examples["train"]
-        held_out = min(len(examples["validation"]), len(train) // 10)
-        order = np.random.default_rng(0).permutation(len(train))
-        hold, rest = np.sort(order[:held_out]), np.sort(order[held_out:])
-        train_probs = join(teacher_file("train"), train, "train")
         test_probs = join(teacher_file("validation"), examples["validation"], "validation")
-        examples = {"train": train.subset(rest), "validation": train.subset(hold),
-                    "test": examples["validation"]}
-        teacher = {"train": train_probs[rest], "validation": train_probs[hold],
-                   "test": test_probs}
+        (train_ex, train_p), (val_ex, val_p) = rows("train"), rows("validation")
+        examples = {"train": train_ex, "validation": val_ex, "test": examples["validation"]}
+        teacher = {"train": train_p, "validation": val_p, "test": test_probs}
         notes.append(
             f"test labels are hidden or absent: evaluating on the validation split "
-            f"({len(examples['test'])} examples); coefficient search on {held_out} "
-            "training examples held out with seed 0 (teacher outputs from train.jsonl)"
+            f"({len(examples['test'])} examples); coefficient search on {len(val_ex)} "
+            f"training examples held out with seed {HOLDOUT_SEED} (teacher outputs from "
+            "train.jsonl)"
         )
         log("Note: " + notes[-1] + ".")
     else:
-        teacher = {split: join(teacher_file(split), ex, split)
-                   for split, ex in examples.items()}
+        train_ex, train_p = rows("train")
+        teacher = {"train": train_p}
+        teacher.update({split: join(teacher_file(split), examples[split], split)
+                        for split in ("validation", "test")})
+        examples = {**examples, "train": train_ex}
+    if len(plan["train"]) < len(train) - len(plan.get("validation", ())):
+        notes.append(f"training on {len(plan['train'])} examples subsampled with seed "
+                     f"{args.seed}")
+    for split in extra_test_splits(args.task):
+        path = os.path.join(args.teacher_outputs, f"{split}.jsonl")
+        if not os.path.exists(path):
+            notes.append(f"no teacher outputs for {split} ({path}): the {split} "
+                         "evaluation is skipped")
+            log("Note: " + notes[-1] + ".")
+            continue
+        examples[split] = load_extra_examples(args, split)
+        if np.any(examples[split].labels < 0):
+            raise ValueError(f"the {split} split has unlabeled examples; its evaluation "
+                             "needs labels.")
+        teacher[split] = join(teacher_file(split), examples[split], split)
+        log(f"Also evaluating on {split} ({len(examples[split])} examples).")
     teacher = {k: v.astype(np.float32) for k, v in teacher.items()}
-    if args.max_train_examples and len(examples["train"]) > args.max_train_examples:
-        rng = np.random.default_rng(args.seed)
-        keep = np.sort(rng.choice(len(examples["train"]), args.max_train_examples, replace=False))
-        examples["train"] = examples["train"].subset(keep)
-        teacher["train"] = teacher["train"][keep]
-        notes.append(f"training on {len(keep)} examples subsampled with seed {args.seed}")
     return Splits(examples, teacher, notes=notes)
 
 
@@ -313,6 +475,10 @@ def make_loss(method, args, coefficients, num_classes):
 # -- training -----------------------------------------------------------------
 
 def _datasets(args, splits, preprocessor):
+    """`(train, validation, evaluations)`: the training and validation
+    datasets and `{split: dataset}` of the test split and any extra test
+    split (MNLI's `validation_mismatched`), unbucketed so that predictions
+    keep the examples' order."""
     from training.data.pipeline import make_dataset
 
     boundaries = None if args.no_bucketing else "auto"
@@ -331,10 +497,26 @@ def _datasets(args, splits, preprocessor):
     validation = make_dataset(splits.examples["validation"], preprocessor, args.batch_size,
                               targets=targets("validation"), bucket_boundaries=boundaries,
                               static_shapes=static)
-    # Unbucketed so that predictions keep the examples' order.
-    test = make_dataset(splits.examples["test"], preprocessor, args.batch_size,
-                        targets=targets("test"))
-    return train, validation, test
+    evaluations = {split: make_dataset(splits.examples[split], preprocessor,
+                                       args.batch_size, targets=targets(split))
+                   for split in ("test", *splits.extra_test_splits)}
+    return train, validation, evaluations
+
+
+def align_data_order_across_strategies(train, args):
+    """Makes the training batches independent of `--strategy`.
+
+    Under a non-default strategy (mirrored, multi-worker, TPU) Keras 3.15's
+    `fit` iterates the training dataset once before the first epoch, to
+    build the model from a batch (`TensorFlowTrainer._maybe_symbolic_build`);
+    each iteration of the dataset draws a new shuffle order, so epoch 1 then
+    trains on the dataset's second order. Under the default strategy this
+    starts one iteration here too, so the same `--seed` gives the same
+    batches in every epoch on every strategy (tested: a mirrored run's
+    first-epoch loss equals the default run's).
+    """
+    if args.strategy == "default":
+        iter(train)
 
 
 def learning_rate(args):
@@ -345,7 +527,28 @@ def learning_rate(args):
     return 5e-5 if args.preset else 2e-3
 
 
-def train_method(method, args, splits, coefficients, output_dir):
+def make_run_strategy(args):
+    """The run's `tf.distribute` strategy, created once per run: several
+    `MirroredStrategy` objects in one process clash (collective keys), and a
+    multi-worker strategy must exist before other TensorFlow work."""
+    try:
+        return ptloss_tf.make_strategy(args.strategy, tpu=args.tpu)
+    except RuntimeError as e:  # e.g. no TPU: a user-facing one-line error
+        raise ValueError(str(e)) from None
+
+
+EVALUATION_KEYS = ("accuracy", "nll", "ece", "teacher_agreement")
+
+
+def _evaluate(distiller, dataset, key_suffix="", keys=EVALUATION_KEYS):
+    metrics = distiller.evaluate(dataset, verbose=0, return_dict=True)
+    return {f"{k}{key_suffix}": float(metrics[k]) for k in keys}
+
+
+def train_method(method, args, splits, coefficients, output_dir, strategy=None):
+    """Trains and evaluates one `--loss` method; writes `<method>/` and
+    returns its result (test metrics; `*_mismatched` ones for MNLI's
+    mismatched validation set when loaded)."""
     import keras
 
     from ptloss_tf.callbacks import AtomicBackupAndRestore
@@ -355,10 +558,7 @@ def train_method(method, args, splits, coefficients, output_dir):
     os.makedirs(method_dir, exist_ok=True)
     num_classes = len(splits.class_names)
     sequence_length = args.sequence_length or (32 if args.task == "synthetic" else 128)
-    try:
-        strategy = ptloss_tf.make_strategy(args.strategy, tpu=args.tpu)
-    except RuntimeError as e:  # e.g. no TPU: a user-facing one-line error
-        raise ValueError(str(e)) from None
+    strategy = strategy or make_run_strategy(args)
     with strategy.scope():
         student, preprocessor = build_classifier(
             num_classes, sequence_length=sequence_length, preset=args.preset,
@@ -375,7 +575,8 @@ def train_method(method, args, splits, coefficients, output_dir):
             jit_compile=False if args.no_xla else "auto",
             steps_per_execution=args.steps_per_execution,
         )
-    train, validation, test = _datasets(args, splits, preprocessor)
+    train, validation, evaluations = _datasets(args, splits, preprocessor)
+    align_data_order_across_strategies(train, args)
     best_path = os.path.join(method_dir, "best.weights.h5")
     callbacks = [
         AtomicBackupAndRestore(os.path.join(method_dir, "backup")),
@@ -386,7 +587,8 @@ def train_method(method, args, splits, coefficients, output_dir):
         keras.callbacks.TensorBoard(os.path.join(method_dir, "logs")),
     ]
     log(f"\n== {method}: training {student.count_params():,} parameters for up to "
-        f"{args.epochs} epochs ==")
+        f"{args.epochs} epochs on {strategy.num_replicas_in_sync} replica(s) "
+        f"({type(strategy).__name__}, dtype policy {keras.config.dtype_policy().name}) ==")
     start = time.time()
     with warnings.catch_warnings():
         # Bucketed datasets have unknown cardinality; Keras warns at each epoch end.
@@ -396,23 +598,23 @@ def train_method(method, args, splits, coefficients, output_dir):
     train_seconds = time.time() - start
     if os.path.exists(best_path):
         distiller.load_weights(best_path)
-    metrics = distiller.evaluate(test, verbose=0, return_dict=True)
+    test = evaluations["test"]
     result = {
         "method": method,
-        "accuracy": float(metrics["accuracy"]),
-        "nll": float(metrics["nll"]),
-        "ece": float(metrics["ece"]),
-        "teacher_agreement": float(metrics["teacher_agreement"]),
-        "distillation_loss": float(metrics["distillation_loss"]),
+        **_evaluate(distiller, test, keys=EVALUATION_KEYS + ("distillation_loss",)),
         "epochs_run": len(history.history.get("loss", [])),
         "train_seconds": train_seconds,
         "best_val_accuracy": float(max(history.history.get("val_accuracy", [np.nan]))),
+        "replicas": int(strategy.num_replicas_in_sync),
     }
+    for split in splits.extra_test_splits:
+        result.update(_evaluate(distiller, evaluations[split], suffix(split)))
     if splits.p_star:
         logits = distiller.predict(test.map(lambda x, y: x), verbose=0)
         from training.synthetic import softmax
 
-        result.update(distance_to_p_star(softmax(logits), splits.p_star["test"]))
+        probs = softmax(np.asarray(logits, np.float32))
+        result.update(distance_to_p_star(probs, splits.p_star["test"]))
     # Saved with its preprocessor, so `student.keras` is self-contained:
     # `load_model(...).predict(["raw text"])` works and `ptloss-export` finds
     # the tokenizer and sequence length in it. Training fed token ids.
@@ -438,6 +640,8 @@ def distance_to_p_star(probs, p_star):
 # -- report -------------------------------------------------------------------
 
 def teacher_report(splits):
+    """The teacher's test accuracy, TVD to the labels and validation accuracy
+    (`accuracy_mismatched` too when MNLI's mismatched set is loaded)."""
     test_probs = splits.teacher_probs["test"]
     labels = np.asarray(splits.examples["test"].labels)
     onehot = np.eye(test_probs.shape[1])[labels]
@@ -447,6 +651,9 @@ def teacher_report(splits):
         "validation_accuracy": float(np.mean(
             splits.teacher_probs["validation"].argmax(1) == splits.examples["validation"].labels)),
     }
+    for split in splits.extra_test_splits:
+        report[f"accuracy{suffix(split)}"] = float(np.mean(
+            splits.teacher_probs[split].argmax(1) == splits.examples[split].labels))
     if splits.p_star:
         p_star = splits.p_star["test"]
         report.update(distance_to_p_star(test_probs, p_star))
@@ -455,14 +662,21 @@ def teacher_report(splits):
 
 
 def print_table(results, teacher):
+    """Logs one row per method (test metrics, then `*_mismatched` ones where
+    present) and a line for the teacher."""
     columns = ["accuracy", "nll", "ece", "teacher_agreement"]
-    if any("kl_to_p_star" in r for r in results):
-        columns += ["kl_to_p_star"]
-    header = f"{'method':<16}" + "".join(f"{c:>18}" for c in columns)
+    for extra in ("kl_to_p_star", "accuracy_mismatched", "nll_mismatched", "ece_mismatched"):
+        if any(extra in r for r in results):
+            columns.append(extra)
+    widths = [max(18, len(c) + 2) for c in columns]
+    header = f"{'method':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))
     log("\n" + header + "\n" + "-" * len(header))
     for r in results:
-        log(f"{r['method']:<16}" + "".join(f"{r.get(c, float('nan')):18.4f}" for c in columns))
+        log(f"{r['method']:<16}" + "".join(f"{r.get(c, float('nan')):{w}.4f}"
+                                           for c, w in zip(columns, widths)))
     extra = f", KL to p* {teacher['kl_to_p_star']:.4f}" if "kl_to_p_star" in teacher else ""
+    if "accuracy_mismatched" in teacher:
+        extra += f", mismatched accuracy {teacher['accuracy_mismatched']:.4f}"
     log(f"teacher: test accuracy {teacher['accuracy']:.4f}, TVD to labels "
         f"{teacher['tvd_to_labels']:.4f}{extra}")
 
@@ -507,14 +721,31 @@ def plot_learning_curves(output_dir, methods):
 
 
 def run(args):
+    """The whole run (see the module docstring); returns the report.
+
+    `--mixed-precision` sets Keras' global dtype policy for the run only: the
+    previous policy is restored afterwards, so a run inside a longer process
+    (tests, notebooks) does not leak it.
+    """
+    import keras
+
+    previous_policy = keras.config.dtype_policy()
+    try:
+        if args.mixed_precision:
+            keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+        return _run(args)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _run(args):
     import keras
 
     start = time.time()
     output_dir, state = prepare_output_dir(args)
-    if args.mixed_precision:
-        keras.config.set_dtype_policy(f"mixed_{args.mixed_precision}")
+    strategy = make_run_strategy(args)
     splits = load_splits(args)
-    for split in ("train", "validation", "test"):
+    for split in ("train", "validation", "test", *splits.extra_test_splits):
         check_probabilities(splits.teacher_probs[split], name=f"teacher probabilities ({split})")
     teacher = teacher_report(splits)
     log(f"Task {args.task}: {', '.join(f'{k} {len(v)}' for k, v in splits.examples.items())} "
@@ -529,7 +760,8 @@ def run(args):
                 results.append(json.load(f))
             log(f"== {method}: already finished, skipped ==")
             continue
-        results.append(train_method(method, args, splits, coefficients, output_dir))
+        results.append(train_method(method, args, splits, coefficients, output_dir,
+                                    strategy=strategy))
         state["finished"].append(method)
         atomic_write_json(os.path.join(output_dir, STATE), state)
     print_table(results, teacher)
@@ -546,6 +778,9 @@ def run(args):
         "task_config": splits.task_config,
         "notes": splits.notes,
         "config": {k: v for k, v in vars(args).items()},
+        "hardware": {"strategy": type(strategy).__name__,
+                     "replicas": int(strategy.num_replicas_in_sync),
+                     "dtype_policy": keras.config.dtype_policy().name},
         "wall_seconds": time.time() - start,
     }
     atomic_write_json(os.path.join(output_dir, REPORT), report)

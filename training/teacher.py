@@ -1,11 +1,35 @@
 """`ptloss-distill teacher`: fine-tune a keras-hub BERT teacher with
-cross-entropy and write its outputs for train / validation / test in the
-teacher-outputs format (`training/teacher_outputs.py`).
+cross-entropy, write its outputs for train / validation / test (MNLI also
+validation_mismatched) in the teacher-outputs format
+(`training/teacher_outputs.py`) and save it as `teacher.keras`.
 
 The teacher comes from `--preset`: a keras-hub preset name (downloads; users
 with internet) or a local keras-hub / HuggingFace BERT folder (e.g. the
 offline all-MiniLM-L6-v2 of `../shared/docs/DATA.md`). For the paper's T5
 teachers, produce the outputs elsewhere and use `import-teacher`.
+
+Files written to `--output-dir`:
+
+* `<split>.jsonl` for train, validation, test (a registered task's absent
+  local test file, e.g. RTE's, is skipped) and, for MNLI,
+  `validation_mismatched.jsonl`: logits, one row per example.
+* `teacher.keras`: the fine-tuned teacher with its keras-hub preprocessor
+  attached, so `keras.saving.load_model("teacher.keras").predict(texts)`
+  takes raw text (a tuple of two arrays for sentence pairs) and returns the
+  logits written to the files; it can be exported to a SavedModel later.
+
+Training rows (`--max-train-examples N`): without it the teacher fine-tunes
+on, and predicts, every training row. With it the teacher fine-tunes on the
+N rows that `ptloss-distill --max-train-examples N` with the same `--seed`
+trains its students on, and `train.jsonl` holds exactly the training rows
+that distillation reads: those N rows plus, where the test labels are hidden
+(GLUE test on TFDS, RTE), the training rows it holds out for the coefficient
+search (predicted, not trained on). The rule is
+`training.pipeline.plan_train_rows`. Validation and test are always
+predicted in full. `ptloss-distill` accepts such a partial `train.jsonl`
+only with the same `--max-train-examples` and `--seed` (any other set of
+ids is an error); `--predict-all-train` writes every training row instead,
+which any distillation can use (slow: 67k rows on SST-2).
 """
 
 import argparse
@@ -14,18 +38,25 @@ import time
 
 import numpy as np
 
+TEACHER_FILE = "teacher.keras"
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="ptloss-distill teacher",
         description=__doc__.split("\n\n")[0],
+        epilog="With --max-train-examples N the teacher fine-tunes on and predicts only "
+               "the training rows that `ptloss-distill --max-train-examples N` with the "
+               "same --seed reads (plus the rows it holds out for the coefficient search "
+               "where test labels are hidden); distil with the same N and --seed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--task", required=True, choices=("sst2", "mnli", "boolq", "rte", "file"))
     parser.add_argument("--preset", required=True,
                         help="keras-hub preset name or local keras-hub/HuggingFace BERT folder")
     parser.add_argument("--output-dir", required=True,
-                        help="writes train.jsonl, validation.jsonl, test.jsonl here")
+                        help="writes train.jsonl, validation.jsonl, test.jsonl (MNLI also "
+                             "validation_mismatched.jsonl) and teacher.keras here")
     parser.add_argument("--teacher-name", default=None,
                         help="recorded in the files (default: the preset's folder name)")
     parser.add_argument("--source", default="auto", choices=("auto", "tfds", "files"))
@@ -38,37 +69,61 @@ def build_parser():
     parser.add_argument("--label-field", default="label")
     parser.add_argument("--class-names", nargs="+", default=None)
     parser.add_argument("--max-train-examples", type=int, default=None,
-                        help="fine-tune on a fixed-seed subsample (outputs still cover every example)")
+                        help="fine-tune on the fixed-seed subsample `ptloss-distill "
+                             "--max-train-examples N --seed S` trains on, and predict only "
+                             "the training rows that run reads")
+    parser.add_argument("--predict-all-train", action="store_true",
+                        help="with --max-train-examples: still predict every training row")
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="fine-tuning seed and --max-train-examples subsample seed")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing teacher-output files")
+                        help="replace existing teacher-output files and teacher.keras")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser
 
 
 def load_examples(args):
-    if args.task == "file":
-        from training.data.examples import load_file
+    """`{split: Examples}` to predict: train, validation, test (absent where a
+    registered task has no local test file) and MNLI's validation_mismatched."""
+    from training.pipeline import extra_test_splits
+    from training.pipeline import load_extra_examples
+    from training.pipeline import load_task_examples
 
-        out = {}
-        for split in ("train", "validation", "test"):
-            path = getattr(args, f"{split}_file")
-            if not path:
-                raise ValueError(f"--task file needs --{split}-file.")
-            out[split] = load_file(path, tuple(args.text_fields), args.label_field,
-                                   class_names=tuple(args.class_names) if args.class_names else None)
-        return out
-    from training.data.examples import load_split
-    from training.data.tasks import get_task
+    examples = load_task_examples(args)
+    if examples["test"] is None:
+        print("Note: no test split for this task here; writing train and validation "
+              "outputs only.", flush=True)
+        del examples["test"]
+    for split in extra_test_splits(args.task):
+        examples[split] = load_extra_examples(args, split)
+    return examples
 
-    task = get_task(args.task)
-    return {split: load_split(task, split, source=args.source, data_root=args.data_root,
-                              tfds_data_dir=args.tfds_data_dir)
-            for split in ("train", "validation", "test")}
+
+def training_rows(args, examples):
+    """`(fit_rows, predicted_rows)`: indices into the training split of the
+    rows to fine-tune on and the rows to write to train.jsonl (see the module
+    docstring), and the `train.jsonl` metadata saying which rows it holds."""
+    from training.pipeline import plan_train_rows
+    from training.pipeline import rows_read
+    from training.pipeline import hidden_test_labels
+
+    n = len(examples["train"])
+    if not args.max_train_examples:
+        return np.arange(n), np.arange(n), {"train_rows": "all"}
+    plan = plan_train_rows(n, len(examples["validation"]),
+                           hidden_test_labels(examples.get("test")),
+                           args.max_train_examples, args.seed)
+    if args.predict_all_train:
+        return plan["train"], np.arange(n), {"train_rows": "all"}
+    predicted = rows_read(plan)
+    meta = {"train_rows": "subset" if len(predicted) < n else "all",
+            "max_train_examples": int(args.max_train_examples), "seed": int(args.seed),
+            "train_split_rows": n}
+    return plan["train"], predicted, meta
 
 
 def predict_logits(model, examples, preprocessor, batch_size):
@@ -96,6 +151,30 @@ def predict_logits(model, examples, preprocessor, batch_size):
     return logits
 
 
+def save_teacher(model, preprocessor, path):
+    """Saves the teacher for inference, with its preprocessor attached.
+
+    An uncompiled copy is saved: a compiled model's `.keras` file carries its
+    optimizer state (AdamW: twice the weights again), which loading skips
+    with a warning. Written to a temporary file, then renamed.
+    """
+    copy = model.__class__.from_config(model.get_config())
+    copy.set_weights(model.get_weights())
+    copy.preprocessor = preprocessor
+    tmp = path + ".tmp.keras"
+    copy.save(tmp)
+    os.replace(tmp, path)
+
+
+def _refuse_existing(args, splits):
+    paths = [os.path.join(args.output_dir, f"{s}.jsonl") for s in splits]
+    paths.append(os.path.join(args.output_dir, TEACHER_FILE))
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing and not args.overwrite:
+        raise ValueError(f"teacher outputs already exist ({existing[0]}); pass --overwrite "
+                         "to replace them or choose another --output-dir.")
+
+
 def run(args):
     import keras
 
@@ -103,14 +182,15 @@ def run(args):
     from training.student import build_classifier
     from training.teacher_outputs import TeacherOutputs
 
-    paths = {s: os.path.join(args.output_dir, f"{s}.jsonl")
-             for s in ("train", "validation", "test")}
-    existing = [p for p in paths.values() if os.path.exists(p)]
-    if existing and not args.overwrite:
-        raise ValueError(f"teacher outputs already exist ({existing[0]}); pass --overwrite "
-                         "to replace them or choose another --output-dir.")
+    if args.max_train_examples is not None and args.max_train_examples < 1:
+        raise ValueError(f"--max-train-examples must be >= 1, got {args.max_train_examples}.")
+    if args.predict_all_train and not args.max_train_examples:
+        raise ValueError("--predict-all-train only applies with --max-train-examples.")
+    # Checked before the (long) fine-tuning; the .jsonl saves never clobber either.
+    _refuse_existing(args, ("train", "validation", "test", "validation_mismatched"))
     examples = load_examples(args)
     class_names = tuple(examples["train"].class_names)
+    fit_rows, predicted_rows, train_meta = training_rows(args, examples)
     teacher, preprocessor = build_classifier(
         len(class_names), sequence_length=args.sequence_length, preset=args.preset,
         seed=args.seed,
@@ -120,11 +200,8 @@ def run(args):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
-    train = examples["train"]
-    if args.max_train_examples and len(train) > args.max_train_examples:
-        rng = np.random.default_rng(args.seed)
-        train = train.subset(np.sort(rng.choice(len(train), args.max_train_examples,
-                                                replace=False)))
+    train = examples["train"].subset(fit_rows)
+
     def labels_only(x, y):
         return x, y["labels"]
 
@@ -140,18 +217,25 @@ def run(args):
                 verbose=args.verbose, shuffle=False)
     name = args.teacher_name or os.path.basename(os.path.normpath(args.preset))
     os.makedirs(args.output_dir, exist_ok=True)
-    summary = {}
+    summary, written = {}, []
     for split, ex in examples.items():
+        meta = {}
+        if split == "train":
+            ex, meta = ex.subset(predicted_rows), train_meta
         logits = predict_logits(teacher, ex, preprocessor, args.batch_size)
         outputs = TeacherOutputs(ids=np.asarray(ex.ids), values=np.asarray(logits, np.float32),
                                  kind="logits", class_names=class_names, split=split,
-                                 teacher=name)
-        outputs.save(paths[split], overwrite=args.overwrite)
+                                 teacher=name, metadata=meta)
+        path = os.path.join(args.output_dir, f"{split}.jsonl")
+        outputs.save(path, overwrite=args.overwrite)
+        written.append(f"{path} ({len(ex)} rows)")
         labels = np.asarray(ex.labels)
         if np.all(labels >= 0):
             summary[split] = float(np.mean(np.argmax(logits, 1) == labels))
-    print(f"Wrote {', '.join(paths.values())} in {time.time() - start:.0f} s; teacher "
-          f"accuracy: {summary}", flush=True)
+    model_path = os.path.join(args.output_dir, TEACHER_FILE)
+    save_teacher(teacher, preprocessor, model_path)
+    print(f"Wrote {', '.join(written)} and {model_path} in {time.time() - start:.0f} s; "
+          f"teacher accuracy: {summary}", flush=True)
     return summary
 
 

@@ -50,6 +50,8 @@ def test_teacher_subcommand_then_distillation_from_its_outputs(file_task):
         assert outputs.split == split and len(outputs.ids) == n
         assert outputs.kind == "logits" and outputs.teacher == "bert"
         np.testing.assert_allclose(outputs.probabilities().sum(1), 1.0, atol=1e-5)
+    assert (teacher_dir / "teacher.keras").exists()
+    assert "metadata" not in json.loads((teacher_dir / "test.jsonl").read_text().split("\n")[0])
     # Refuses to overwrite existing outputs.
     assert main(["teacher", *files, "--preset", str(root / "bert"),
                  "--output-dir", str(teacher_dir), "--epochs", "1"]) == 2
