@@ -27,14 +27,17 @@ clock, plus the children's CPU time). Two parts:
        MINILM --init-from-layers 2 --sequence-length 64 --loss kl ptloss
        --epochs 2` on the same train subset.
 
-    Why not `teacher --task sst2`: it fine-tunes on `--max-train-examples`
-    rows but *predicts every example* of every split (66,477 + 872 + 872
-    rows, padded to the full sequence length), see training/teacher.py. The
-    script times the teacher's predictions (from the time stamps of its log
-    lines: the last Keras epoch line to the final "Wrote ..." line) and
-    extrapolates that to the 68,221 rows of the full `--task sst2` run.
-    `--teacher-mode sst2` runs that path instead (teacher and student with
-    `--task sst2 --source files --max-train-examples N`).
+    Why files: when this was written, `teacher --task sst2` fine-tuned on
+    `--max-train-examples` rows but predicted every example of every split
+    (68,221 rows). The script times the teacher's predictions (from the time
+    stamps of its log lines) and extrapolates them to those 68,221 rows
+    (the number in results/distill_cli.txt). Since then `teacher
+    --max-train-examples N` predicts only the N training rows the
+    distillation uses (plus validation and test; `--predict-all-train` for
+    the old behaviour), so that extrapolation applies to
+    `--predict-all-train` only. `--teacher-mode sst2` runs that path
+    (teacher and student with `--task sst2 --source files
+    --max-train-examples N`).
 
 Usage (from the repository root):
 

@@ -68,8 +68,12 @@ def build_parser():
     g = parser.add_argument_group("PTLoss coefficients (Proxy Teacher search)")
     g.add_argument("--order", type=int, default=5)
     g.add_argument("--candidates", type=int, default=100)
-    g.add_argument("--criterion", default="deviation", choices=("deviation", "brier", "nll"),
-                   help="deviation = the paper's Eq. 21; brier / nll = proper scoring rules")
+    g.add_argument("--criterion", default="brier", choices=("brier", "nll", "deviation"),
+                   help="how the Proxy Teacher search scores candidates: brier (default) / "
+                        "nll = proper scoring rules of the proxy teacher against the labels "
+                        "(MATH.md 3b); deviation = the paper's Eq. 21. brier is the default "
+                        "because its students were better and its proxy teachers closer to "
+                        "p* in docs/RESULTS.md")
     g.add_argument("--coefficients", default=None, help="reuse a saved coefficients.json")
     g.add_argument("--search-seed", type=int, default=0)
 

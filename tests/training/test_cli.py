@@ -75,7 +75,7 @@ def test_coefficients_are_the_search_optimum_on_the_validation_split(finished_ru
     task = make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
     result = ptloss_tf.search_coefficients(
         task.validation.teacher_probs, task.validation.examples.labels,
-        order=2, num_candidates=8, seed=0,
+        order=2, num_candidates=8, seed=0, criterion="brier",
     )
     with open(finished_run / "report.json") as f:
         report = json.load(f)
