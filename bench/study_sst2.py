@@ -10,7 +10,8 @@ epoch, grid selection). Test: GLUE dev (872), as in the paper.
 Runs, one `ptloss-distill` call each, in priority order (so a partial run
 still answers the main question), for seeds 0..`--seeds`-1:
 
-1. `kl`, `ptloss` (Proxy Teacher, paper criterion Eq. 21), `ptloss_random`;
+1. `kl`, `ptloss` (Proxy Teacher, paper criterion Eq. 21: `--criterion
+   deviation`), `ptloss_random`;
 2. `ptloss` with `--criterion brier` (MATH.md Sec. 3b);
 3. the baselines on a reduced grid of the paper's (Appendix A.1):
    temperature T in {2, 5}, label smoothing in {0.1, 0.2}, focal tau in {0.5, 2}
@@ -101,6 +102,9 @@ def main():
             continue
         out = os.path.join(args.work_dir, key.replace("/", "_").replace("=", "_").strip("-"))
         extra = [flag, str(value)] if flag else []
+        if method == "ptloss" and not flag:
+            # The paper's Eq. 21; the CLI's default became brier after this study began.
+            extra = ["--criterion", "deviation"]
         step = run_cli(key, task + [
             "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
             "--loss", method, "--epochs", str(args.epochs), "--seed", str(seed),
