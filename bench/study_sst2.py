@@ -22,6 +22,7 @@ Results are appended to `--out` (JSON, one record per finished run) and a
 finished run is not repeated, so rerunning the same command resumes.
 
     .venv/bin/python bench/study_sst2.py [--teacher-outputs DIR] [--seeds 3]
+    .venv/bin/python bench/study_sst2.py --report bench/results/study_sst2.json
 """
 
 import argparse
@@ -124,5 +125,69 @@ def main():
               f"{step['wall_s']:.0f} s", flush=True)
 
 
+
+
+def report(path):
+    """Markdown: the paper's Table 2 layout from the study's JSON."""
+    import numpy as np
+    from scipy import stats
+
+    with open(path) as f:
+        state = json.load(f)
+    runs = list(state["runs"].values())
+    seeds = sorted({r["seed"] for r in runs})
+
+    def per_seed(select):
+        out = {}
+        for seed in seeds:
+            candidates = [r for r in runs if r["seed"] == seed and select(r)]
+            if candidates:  # grid families: the value with the best validation accuracy
+                best = max(candidates, key=lambda r: r["result"]["best_val_accuracy"])
+                out[seed] = best
+        return out
+
+    columns = [
+        ("KL", lambda r: r["method"] == "kl"),
+        ("Temperature", lambda r: r["method"] == "temperature"),
+        ("Label smoothing", lambda r: r["method"] == "label_smoothing"),
+        ("Focal", lambda r: r["method"] == "focal"),
+        ("PTLoss, random coeff.", lambda r: r["method"] == "ptloss_random"),
+        ("PTLoss, proxy (Eq. 21)", lambda r: r["method"] == "ptloss" and not r["flag"]),
+        ("PTLoss, proxy (brier)", lambda r: r["method"] == "ptloss" and r["value"] == "brier"),
+    ]
+    teacher = state["teacher"]
+    kl = per_seed(columns[0][1])
+    lines = ["| teacher val. acc. | teacher test acc. | " + " | ".join(c for c, _ in columns) + " |",
+             "|---" * (len(columns) + 2) + "|"]
+    cells = [f"{100 * teacher['validation_accuracy']:.1f}", f"{100 * teacher['accuracy']:.1f}"]
+    detail = []
+    for name, select in columns:
+        chosen = per_seed(select)
+        acc = np.array([100 * chosen[s]["result"]["accuracy"] for s in sorted(chosen)])
+        if not len(acc):
+            cells.append("-")
+            continue
+        cell = f"{acc.mean():.1f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:.1f}"
+        cells.append(cell + (f" (n={len(acc)})" if len(acc) < len(seeds) else ""))
+        common = sorted(set(chosen) & set(kl))
+        if name != "KL" and len(common) >= 2:
+            diff = np.array([100 * (chosen[s]["result"]["accuracy"] - kl[s]["result"]["accuracy"])
+                             for s in common])
+            p = stats.ttest_rel([chosen[s]["result"]["accuracy"] for s in common],
+                                [kl[s]["result"]["accuracy"] for s in common]).pvalue
+            values = sorted({str(chosen[s]["value"]) for s in common if chosen[s]["method"] in GRIDS})
+            detail.append(f"| {name} | {diff.mean():+.2f} | {', '.join(f'{d:+.1f}' for d in diff)} "
+                          f"| {p:.2f} | {', '.join(values) or '-'} |")
+    lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "| method | mean Δ vs KL (points) | per seed | paired t p | selected grid value(s) |",
+              "|---|---|---|---|---|"] + detail
+    wall = sum(r["wall_s"] for r in runs)
+    lines += ["", f"{len(runs)} runs, seeds {seeds}, {wall / 60:.0f} min of summed wall time."]
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
-    main()
+    if "--report" in sys.argv:
+        print(report(sys.argv[sys.argv.index("--report") + 1]))
+    else:
+        main()
