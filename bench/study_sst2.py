@@ -179,6 +179,13 @@ def report(path):
             detail.append(f"| {name} | {diff.mean():+.2f} | {', '.join(f'{d:+.1f}' for d in diff)} "
                           f"| {p:.2f} | {', '.join(values) or '-'} |")
     lines.append("| " + " | ".join(cells) + " |")
+    for metric in ("nll", "ece"):  # same selected runs, calibration of the students
+        row = ["", f"test {metric.upper()}"]
+        for _, select in columns:
+            chosen = per_seed(select)
+            row.append(f"{np.mean([chosen[s]['result'][metric] for s in chosen]):.3f}"
+                       if chosen else "-")
+        lines.append("| " + " | ".join(row) + " |")
     lines += ["", "| method | mean Δ vs KL (points) | per seed | paired t p | selected grid value(s) |",
               "|---|---|---|---|---|"] + detail
     wall = sum(r["wall_s"] for r in runs)
