@@ -16,6 +16,7 @@ never overwritten.
 """
 
 import datetime
+import json
 import os
 import re
 import shutil
@@ -26,6 +27,7 @@ import numpy as np
 from export import metadata as md
 from export.models_config import write_models_config
 from export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT, make_signatures, text_input_names
+from training.synthetic import softmax
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -78,11 +80,10 @@ def _text_batch(rows, num_segments):
 def _tokenize(preprocessor, texts):
     import tensorflow as tf
 
-    columns = [tf.constant(list(c)) for c in texts.values()]
-    features = preprocessor(columns[0] if len(columns) == 1 else tuple(columns), y=None)
-    return {"token_ids": np.asarray(features["token_ids"], np.int32),
-            "segment_ids": np.asarray(features["segment_ids"], np.int32),
-            "padding_mask": np.asarray(features["padding_mask"], np.int32)}
+    from training.data.pipeline import _preprocess
+
+    features = _preprocess(preprocessor, [tf.constant(list(c)) for c in texts.values()])
+    return {k: np.asarray(v, np.int32) for k, v in features.items()}
 
 
 def _keras_logits(classifier, tokens, batch_size=64):
@@ -93,11 +94,6 @@ def _keras_logits(classifier, tokens, batch_size=64):
     chunks = [classifier({k: v[i:i + batch_size] for k, v in features.items()}, training=False)
               for i in range(0, size, batch_size)]
     return np.concatenate([np.asarray(c, np.float64) for c in chunks])
-
-
-def softmax(logits):
-    z = np.exp(logits - logits.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
 
 
 def _custom_ops(saved_model_dir):
@@ -230,8 +226,6 @@ def export_student(student_path, base_path, name, version=None, class_names=None
                          "keras_hub": _version("keras_hub"),
                          "tensorflow_text": _version("tensorflow_text")},
         }
-        import json
-
         atomic_write_text(os.path.join(extra, md.METADATA_FILE), json.dumps(metadata, indent=1))
         if os.path.exists(final):
             raise FileExistsError(f"{final} appeared during the export; not overwritten.")

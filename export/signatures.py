@@ -64,6 +64,8 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
     >>> sorted(out), out["label"].shape.as_list()
     (['label', 'label_id', 'logits', 'probabilities'], [2])
     """
+    from training.data.pipeline import _preprocess
+
     names = tf.constant([str(c) for c in class_names])
     text_names = text_input_names(num_segments)
 
@@ -75,18 +77,14 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
         )
         return _outputs(logits, names)
 
-    def from_features(features):
-        return from_tokens(features["token_ids"], features["segment_ids"],
-                           tf.cast(features["padding_mask"], tf.int32))
-
+    # Tokenised exactly as in training (`_preprocess`: int32 features; a
+    # sentence pair passed so that keras-hub does not read it as `(x, y)`).
     # Named arguments (not *args): signature input keys are argument names.
-    # `y=None` explicitly: keras-hub unpacks a lone 2-tuple as `(x, y)`,
-    # which would silently drop the second segment.
     def from_text(text):
-        return from_features(preprocessor(text, y=None))
+        return from_tokens(**_preprocess(preprocessor, (text,)))
 
     def from_text_pair(text_a, text_b):
-        return from_features(preprocessor((text_a, text_b), y=None))
+        return from_tokens(**_preprocess(preprocessor, (text_a, text_b)))
 
     text_spec = [tf.TensorSpec([None], tf.string, name=n) for n in text_names]
     token_spec = [tf.TensorSpec([None, None], tf.int32, name=n) for n in TOKEN_INPUTS]

@@ -55,8 +55,9 @@ class VerificationReport:
 
 
 def _keras_reference(student_path, tokens):
-    from export.saved_model import _keras_logits, softmax
+    from export.saved_model import _keras_logits
     from export.student import load_student
+    from training.synthetic import softmax
 
     classifier, _ = load_student(student_path)
     return softmax(_keras_logits(classifier, {k: np.asarray(v, np.int32)
