@@ -179,87 +179,15 @@ def parse_method(method):
     return parts[0], parts[1:]
 
 
-def _variable_ptloss_class():
-    """`ptloss_tf.PTLoss` whose coefficients live in a non-trainable
-    `keras.Variable`, so one traced training step serves every coefficient set
-    of the same order (re-tracing the Distiller's step costs 10-15 s on this
-    shared machine, training a student 5 s). The arithmetic is the library's:
-    the same `_prepare`, `_p_log_p`, `perturbation_polynomial`, `_scale` as
-    `PTLoss.call`; only the constant becomes a variable read.
-    `check_variable_ptloss` asserts equality with the library loss."""
-    import keras
-    import ptloss_tf
-    from keras import ops
-    from ptloss_tf.losses.ptloss import perturbation_polynomial
-
-    class VariablePTLoss(ptloss_tf.PTLoss):
-        def __init__(self, order, num_classes, **kwargs):
-            super().__init__(np.zeros((order, num_classes)), **kwargs)
-            self.eta_variable = keras.Variable(
-                np.zeros((order, num_classes), np.float32), trainable=False,
-                name=f"eta_M{order}")
-
-        def set_coefficients(self, eta):
-            eta = np.asarray(eta, np.float32)
-            self.coefficients = ptloss_tf.Coefficients(eta.astype(np.float64))
-            self.eta_variable.assign(eta)
-
-        def call(self, y_true, y_pred):
-            p, log_q = self._prepare(y_true, y_pred, self.coefficients.values.shape[1])
-            eta = ops.cast(self.eta_variable, self.compute_dtype_for_loss)
-            one_minus_q = -ops.expm1(log_q)
-            per_class = self._p_log_p(p) + p * (
-                perturbation_polynomial(eta, one_minus_q) - log_q)
-            return self._scale(ops.sum(per_class, axis=-1))
-
-    return VariablePTLoss
-
-
-def check_variable_ptloss():
-    """Asserts VariablePTLoss == ptloss_tf.PTLoss (value) on random inputs."""
-    import ptloss_tf
-
-    rng = np.random.default_rng(0)
-    cls = _variable_ptloss_class()
-    for order in (1, 5):
-        eta = rng.uniform(-1, 10, (order, 2))
-        p = rng.dirichlet([1, 1], 64).astype(np.float32)
-        z = rng.normal(0, 3, (64, 2)).astype(np.float32)
-        lib = float(ptloss_tf.PTLoss(ptloss_tf.Coefficients(eta), from_logits=True)(p, z))
-        v = cls(order, 2, from_logits=True)
-        v.set_coefficients(eta)
-        mine = float(v(p, z))
-        assert abs(lib - mine) <= 1e-5 * max(1.0, abs(lib)), (lib, mine)
-    return True
-
-
-def coefficients_for(method, teacher, seed, num_classes):
-    """The PTLoss coefficients `[M, K]` of a `pt_*` method (else None)."""
-    import ptloss_tf
-
-    kind, p = parse_method(method)
-    if kind == "pt_proxy":
-        crit, order = p[0], int(p[1])
-        return np.asarray(search(teacher, seed, order)["chosen"][crit]["eta"])
-    if kind == "pt_random":
-        return np.asarray(ptloss_tf.random_coefficients(int(p[0]), num_classes, seed=seed).values)
-    return None
-
-
-def loss_key(method):
-    """Methods sharing a key share one compiled Distiller (same loss graph)."""
-    kind, p = parse_method(method)
-    if kind in ("pt_proxy", "pt_random"):
-        return f"ptloss_M{p[-1]}"
-    return method
-
-
 def make_loss(method, num_classes):
     import ptloss_tf
 
     kind, p = parse_method(method)
     if kind in ("pt_proxy", "pt_random"):
-        return _variable_ptloss_class()(int(p[-1]), num_classes, from_logits=True)
+        # Coefficients in a variable: one traced step serves every coefficient
+        # set of the same order (re-tracing costs 10-15 s, a training ~5 s).
+        return ptloss_tf.PTLoss(np.zeros((int(p[-1]), num_classes)), from_logits=True,
+                                variable_coefficients=True)
     if kind == "kl":
         return ptloss_tf.KLDivergence(from_logits=True)
     if kind == "temp":

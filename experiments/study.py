@@ -131,8 +131,6 @@ def main():
     deadline = (dt.datetime.fromisoformat(args.deadline).replace(tzinfo=dt.timezone.utc)
                 if args.deadline else None)
     t_start = time.time()
-    assert common.check_variable_ptloss()
-    print("VariablePTLoss == ptloss_tf.PTLoss: checked", flush=True)
     done = 0
     for phase in args.phases:
         items = [it for it in plan(phase, args.seeds)

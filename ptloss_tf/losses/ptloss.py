@@ -7,6 +7,7 @@ from keras import ops
 from ptloss_tf.coefficients import Coefficients
 from ptloss_tf.coefficients import as_coefficients
 from ptloss_tf.losses.base import DistillationLossBase
+from ptloss_tf.losses.base import _is_concrete
 
 
 def perturbation_polynomial(coefficients, one_minus_q):
@@ -50,6 +51,18 @@ class PTLoss(DistillationLossBase):
         reduction: Keras reduction, default `"sum_over_batch_size"`.
         name: loss name.
         dtype: loss dtype; computation is at least float32.
+        variable_coefficients: if False (default) the coefficients are
+            compiled into the training step as constants. If True they live in
+            a non-trainable `keras.Variable` of shape `[M, K]`, and
+            `set_coefficients` changes them in an already compiled step, so a
+            coefficient sweep traces the step once (create the loss under the
+            distribution strategy's scope, as any variable).
+
+    Changing coefficients: `set_coefficients(new)` takes the same forms as
+    `coefficients`. With constant coefficients it is refused once the loss
+    has been traced into a compiled function (that function would keep
+    computing with the old values); build the loss with
+    `variable_coefficients=True` to sweep coefficients without recompiling.
 
     Example:
     >>> import numpy as np, ptloss_tf
@@ -57,6 +70,15 @@ class PTLoss(DistillationLossBase):
     >>> teacher = np.array([[0.1, 0.9]])
     >>> student_logits = np.array([[0.0, 2.0]])
     >>> float(loss(teacher, student_logits)) > 0
+    True
+
+    Coefficients held in a variable, changed without recompiling:
+    >>> sweep = ptloss_tf.PTLoss(np.zeros((1, 2)), from_logits=True,
+    ...                          variable_coefficients=True)
+    >>> kl = float(sweep(teacher, student_logits))
+    >>> sweep.set_coefficients([[1.0, 1.0]])
+    >>> abs(float(sweep(teacher, student_logits))
+    ...     - float(loss(teacher, student_logits))) < 1e-6
     True
     """
 
@@ -68,6 +90,7 @@ class PTLoss(DistillationLossBase):
         reduction="sum_over_batch_size",
         name="ptloss",
         dtype=None,
+        variable_coefficients=False,
     ):
         super().__init__(
             from_logits=from_logits,
@@ -77,6 +100,48 @@ class PTLoss(DistillationLossBase):
             dtype=dtype,
         )
         self.coefficients = as_coefficients(coefficients)
+        self.variable_coefficients = bool(variable_coefficients)
+        self._traced = False
+        self.coefficients_variable = None
+        if self.variable_coefficients:
+            self.coefficients_variable = keras.Variable(
+                self._coefficients_array(self.coefficients),
+                trainable=False,
+                dtype=self.compute_dtype_for_loss,
+                name=f"{name}_coefficients",
+            )
+
+    def _coefficients_array(self, coefficients):
+        return coefficients.values.astype(np.dtype(self.compute_dtype_for_loss))
+
+    def set_coefficients(self, coefficients):
+        """Replaces the coefficients (same forms as the constructor's).
+
+        Raises:
+            ValueError: the new coefficients' shape differs from `[M, K]` of
+                a loss built with `variable_coefficients=True`, or they fail
+                the `Coefficients` checks (NaN, not 2-D).
+            RuntimeError: the coefficients are constants and the loss was
+                already traced into a compiled function.
+        """
+        new = as_coefficients(coefficients)
+        if self.variable_coefficients:
+            if new.values.shape != self.coefficients.values.shape:
+                raise ValueError(
+                    f"{self.name}: set_coefficients got shape {new.values.shape}, "
+                    f"but the coefficient variable has shape "
+                    f"{self.coefficients.values.shape} (order M, classes K); "
+                    "build a new loss to change the order or class count."
+                )
+            self.coefficients_variable.assign(self._coefficients_array(new))
+        elif self._traced:
+            raise RuntimeError(
+                f"{self.name}: its coefficients were compiled into a traced "
+                "step as constants, which would keep using the old values; "
+                "build the loss with `variable_coefficients=True` to change "
+                "coefficients after compiling, or build a new loss."
+            )
+        self.coefficients = new
 
     @classmethod
     def binary(cls, eps, gamma, **kwargs):
@@ -91,9 +156,12 @@ class PTLoss(DistillationLossBase):
     def call(self, y_true, y_pred):
         eta_np = self.coefficients.values
         p, log_q = self._prepare(y_true, y_pred, eta_np.shape[1])
-        eta = ops.convert_to_tensor(
-            eta_np.astype(np.dtype(self.compute_dtype_for_loss))
-        )
+        if self.variable_coefficients:
+            eta = ops.cast(self.coefficients_variable, self.compute_dtype_for_loss)
+        else:
+            if not _is_concrete(log_q):
+                self._traced = True
+            eta = ops.convert_to_tensor(self._coefficients_array(self.coefficients))
         one_minus_q = -ops.expm1(log_q)
         # KL and perturbation share one reduction (fewer XLA fusions).
         per_class = self._p_log_p(p) + p * (
@@ -104,4 +172,5 @@ class PTLoss(DistillationLossBase):
     def get_config(self):
         config = super().get_config()
         config["coefficients"] = self.coefficients.values.tolist()
+        config["variable_coefficients"] = self.variable_coefficients
         return config

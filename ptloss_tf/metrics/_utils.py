@@ -1,5 +1,6 @@
 """Private helpers shared by the metrics in `ptloss_tf.metrics`."""
 
+import keras
 from keras import ops
 
 
@@ -58,3 +59,22 @@ def sample_weights(sample_weight, reference, dtype):
     if len(sample_weight.shape) == 0:
         return ops.broadcast_to(sample_weight, ops.shape(reference))
     return ops.reshape(sample_weight, ops.shape(reference))
+
+
+class PerExampleMeanMetric(keras.metrics.MeanMetricWrapper):
+    """Mean of a per-example function of `(y_true, y_pred)`, lower is better.
+
+    The shared constructor and config of `NegativeLogLikelihood` and
+    `TotalVariationDistance`: `fn(y_true, y_pred, from_logits, dtype)` gets
+    the accumulation dtype (at least float32, see `accumulation_dtype`).
+    """
+
+    def __init__(self, fn, from_logits=False, name=None, dtype=None):
+        super().__init__(fn, name=name, dtype=dtype, from_logits=bool(from_logits))
+        self._fn_kwargs["dtype"] = accumulation_dtype(self)
+        self.from_logits = bool(from_logits)
+        # Smaller is better (for callbacks monitoring this metric).
+        self._direction = "down"
+
+    def get_config(self):
+        return {"name": self.name, "dtype": self.dtype, "from_logits": self.from_logits}

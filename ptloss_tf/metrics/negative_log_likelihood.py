@@ -16,7 +16,7 @@ def _negative_log_likelihood(y_true, y_pred, from_logits=False, dtype="float32")
 
 
 @keras.saving.register_keras_serializable(package="ptloss_tf")
-class NegativeLogLikelihood(keras.metrics.MeanMetricWrapper):
+class NegativeLogLikelihood(_utils.PerExampleMeanMetric):
     """Mean negative log-likelihood `-log q_y` of integer labels `y`.
 
     A thin wrapper around `keras.losses.sparse_categorical_crossentropy`
@@ -57,20 +57,4 @@ class NegativeLogLikelihood(keras.metrics.MeanMetricWrapper):
     """
 
     def __init__(self, from_logits=False, name="nll", dtype=None):
-        super().__init__(
-            _negative_log_likelihood,
-            name=name,
-            dtype=dtype,
-            from_logits=bool(from_logits),
-        )
-        self._fn_kwargs["dtype"] = _utils.accumulation_dtype(self)
-        self.from_logits = bool(from_logits)
-        # Smaller is better (for callbacks monitoring this metric).
-        self._direction = "down"
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "from_logits": self.from_logits,
-        }
+        super().__init__(_negative_log_likelihood, from_logits=from_logits, name=name, dtype=dtype)

