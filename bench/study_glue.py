@@ -28,6 +28,8 @@ seed by seed within each priority:
 2. `--loss ptloss --criterion deviation` (the paper's Eq. 21);
 3. `--loss temperature label_smoothing focal` with the values above.
 
+`--groups` picks among these (`main`, `eq21`, `baselines`).
+
 Each finished call's results are written atomically to `--out` (JSON, the
 record layout of `study_sst2.py`, so its `--report` reads it); rerunning the
 same command skips finished calls.
@@ -55,15 +57,22 @@ TEACHER_NAMES = {"rte": "all-MiniLM-L6-v2 (RTE fine-tuned)",
                  "boolq": "all-MiniLM-L6-v2 (BoolQ 60% split fine-tuned)"}
 
 
-def planned_calls(seeds):
+GROUPS = ("main", "eq21", "baselines")
+
+
+def planned_calls(seeds, groups=GROUPS):
     """(key, seed, --loss methods, extra flags), in priority order."""
-    calls = [(f"seed{s}/kl+ptloss_brier+ptloss_random", s,
-              ["kl", "ptloss", "ptloss_random"], ["--criterion", "brier"]) for s in range(seeds)]
-    calls += [(f"seed{s}/ptloss_eq21", s, ["ptloss"], ["--criterion", "deviation"])
-              for s in range(seeds)]
     flags = [str(x) for flag, value in BASELINE_VALUES.values() for x in (flag, value)]
-    calls += [(f"seed{s}/baselines", s, list(BASELINE_VALUES), flags) for s in range(seeds)]
-    return calls
+    by_group = {
+        "main": [(f"seed{s}/kl+ptloss_brier+ptloss_random", s,
+                  ["kl", "ptloss", "ptloss_random"], ["--criterion", "brier"])
+                 for s in range(seeds)],
+        "eq21": [(f"seed{s}/ptloss_eq21", s, ["ptloss"], ["--criterion", "deviation"])
+                 for s in range(seeds)],
+        "baselines": [(f"seed{s}/baselines", s, list(BASELINE_VALUES), flags)
+                      for s in range(seeds)],
+    }
+    return [call for group in GROUPS if group in groups for call in by_group[group]]
 
 
 def run_records(seed, call_extra, result):
@@ -88,6 +97,9 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
+                        help="which calls to run (main: kl, ptloss brier, ptloss_random; "
+                             "eq21: ptloss with the paper's criterion; baselines)")
     parser.add_argument("--out", default=None,
                         help="default: bench/results/study_TASK.json")
     args = parser.parse_args()
@@ -118,7 +130,9 @@ def main():
             sys.exit("study_glue: the teacher step failed; see its log.")
         state["teacher_wall_s"] = step["wall_s"]
     state["teacher_outputs"] = os.path.abspath(teacher_dir)
-    for key, seed, methods, extra in planned_calls(args.seeds):
+    state.setdefault("invocations", []).append(
+        {"argv": sys.argv[1:], "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+    for key, seed, methods, extra in planned_calls(args.seeds, args.groups):
         if key in state["calls"]:
             continue
         out = os.path.join(work, key.replace("/", "_").replace("+", "_"))

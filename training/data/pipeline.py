@@ -254,13 +254,17 @@ def make_dataset(examples, preprocessor, batch_size, targets=None, shuffle=False
 
         ds = ds.map(trim, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.cache()
+    # One pass now fills the (shared, in-memory) cache and gives the lengths
+    # (for "auto" boundaries and the exact number of batches). Keras reads
+    # exactly `cardinality` batches and never asks for the end of the data, so
+    # a cache filled by its first epoch would stay unfinished: TensorFlow
+    # would discard it (with a "did not fully read the dataset being cached"
+    # warning) and tokenise again in every epoch.
+    lengths = np.concatenate([
+        b.numpy() for b in
+        ds.map(lambda x, *rest: tf.shape(x["token_ids"])[0]).batch(8192)
+    ])
     if bucketing:
-        # One pass now fills the (shared, in-memory) cache and gives the
-        # lengths: for "auto" boundaries and the exact number of batches.
-        lengths = np.concatenate([
-            b.numpy() for b in
-            ds.map(lambda x, *rest: tf.shape(x["token_ids"])[0]).batch(8192)
-        ])
         if auto:
             boundaries = auto_bucket_boundaries(lengths, sequence_length)
         per_bucket = np.bincount(np.searchsorted(boundaries, lengths),
