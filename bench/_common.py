@@ -136,6 +136,37 @@ def _jsonable(x):
     raise TypeError(f"not JSON serialisable: {type(x)!r}")
 
 
+def benchmark_parser(doc, quick_help):
+    """The argument parser of a `bench_*` script: its docstring's first
+    paragraph as description and `--quick` (a smoke run) with `quick_help`."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    return parser
+
+
+def add_run_args(parser, seed_help=None, strict_help="exit 1 if the target is missed"):
+    """`--seed`, `--json`, `--strict` and the thread counts."""
+    parser.add_argument("--seed", type=int, default=0, help=seed_help)
+    parser.add_argument("--json", metavar="PATH", default=None,
+                        help="also write the results as JSON to PATH")
+    parser.add_argument("--strict", action="store_true", help=strict_help)
+    add_thread_args(parser)
+
+
+def start_run(args, quiet=True):
+    """Applies the thread counts (before TensorFlow's first op), quietens
+    TensorFlow's logging and returns `environment()` with the load average."""
+    apply_thread_args(args)
+    if quiet:
+        quiet_tensorflow()
+    env = environment()
+    env["load_average_at_start"] = os.getloadavg()
+    return env
+
+
 def add_thread_args(parser):
     parser.add_argument(
         "--intra-op-threads", type=int, default=0,

@@ -59,7 +59,6 @@ Usage:
 Exit status is 0 unless `--strict` is given and the target is missed.
 """
 
-import argparse
 import os
 import sys
 import time
@@ -85,12 +84,8 @@ LABELS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: tiny models and data, one round "
+    parser = _common.benchmark_parser(
+        __doc__, "smoke run: tiny models and data, one round "
                              "(its verdict says nothing about the target)")
     parser.add_argument("--examples", type=int, default=None,
                         help="training examples per epoch (default 1024; quick 64)")
@@ -127,12 +122,7 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--target", type=float, default=0.97,
                         help="min allowed examples/s ratio ptloss Distiller / plain")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="also write the results as JSON to PATH")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 if the target is missed")
-    _common.add_thread_args(parser)
+    _common.add_run_args(parser)
     args = parser.parse_args(argv)
     quick = args.quick
     defaults = {
@@ -384,14 +374,11 @@ def ratio_rows(rows, fmt="{:.3f}"):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.apply_thread_args(args)
-    _common.quiet_tensorflow()
+    env = _common.start_run(args)
     warnings.filterwarnings(
         "ignore", message=".*`shuffle=True` was passed.*", category=UserWarning
     )
-    env = _common.environment()
     env["keras_hub"] = keras_hub.__version__
-    env["load_average_at_start"] = os.getloadavg()
     print("# bench_distiller: Distiller.fit throughput on a small keras-hub BERT")
     _common.print_environment(env)
     print(f"# keras_hub {env['keras_hub']}")

@@ -43,7 +43,6 @@ Usage:
 Exit status is 0 unless `--strict` is given and the target is missed.
 """
 
-import argparse
 import collections
 import os
 import sys
@@ -69,12 +68,8 @@ FIXED, DYNAMIC, STATIC = "fixed-128", "bucket-dynamic", "bucket-static"
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 640 examples, one round (its verdict says "
+    parser = _common.benchmark_parser(
+        __doc__, "smoke run: 640 examples, one round (its verdict says "
                              "nothing about the target)")
     parser.add_argument("--examples", type=int, default=None,
                         help="SST-2 training sentences (default 8000; quick 640)")
@@ -99,12 +94,7 @@ def parse_args(argv=None):
                         help="min examples/s ratio bucket-dynamic / fixed-128")
     parser.add_argument("--data-root", default=None,
                         help="default: $PTLOSS_DATA_DIR or <repo>/../shared/data")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="also write the results as JSON to PATH")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 if the target is missed")
-    _common.add_thread_args(parser)
+    _common.add_run_args(parser)
     args = parser.parse_args(argv)
     if args.examples is None:
         args.examples = 640 if args.quick else 8000
@@ -238,9 +228,7 @@ class Run:
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.apply_thread_args(args)
-    env = _common.environment()
-    env["load_average_at_start"] = os.getloadavg()
+    env = _common.start_run(args, quiet=False)
     _common.print_environment(env)
 
     examples, root = load_examples(args)

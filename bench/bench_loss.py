@@ -36,7 +36,6 @@ Usage:
 Exit status is 0 unless `--strict` is given and the target is missed.
 """
 
-import argparse
 import os
 import sys
 
@@ -51,12 +50,8 @@ TARGET_ORDER = 5
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: B=256 only, few calls and repeats")
+    parser = _common.benchmark_parser(
+        __doc__, "smoke run: B=256 only, few calls and repeats")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=None,
                         help="batch sizes B (default 256 4096)")
     parser.add_argument("--classes", type=int, nargs="+", default=[2, 3],
@@ -75,12 +70,7 @@ def parse_args(argv=None):
                         help="timing modes (default both)")
     parser.add_argument("--target", type=float, default=1.3,
                         help=f"max allowed PTLoss(M={TARGET_ORDER}) / KL ratio")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="also write the results as JSON to PATH")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 if the target is missed")
-    _common.add_thread_args(parser)
+    _common.add_run_args(parser)
     args = parser.parse_args(argv)
     if args.batch_sizes is None:
         args.batch_sizes = [256] if args.quick else [256, 4096]
@@ -237,10 +227,7 @@ def print_mode_table(mode, rows, args):
 
 def main(argv=None):
     args = parse_args(argv)
-    _common.apply_thread_args(args)
-    _common.quiet_tensorflow()
-    env = _common.environment()
-    env["load_average_at_start"] = os.getloadavg()
+    env = _common.start_run(args)
     print("# bench_loss: forward+backward of PTLoss vs KL, tf.function(jit_compile=True)")
     _common.print_environment(env)
     print(f"# B={args.batch_sizes} K={args.classes} M={args.orders} "

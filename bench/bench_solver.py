@@ -51,12 +51,8 @@ import ptloss_tf
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: N=1000, S=10, 20 scipy pairs, no cold run")
+    parser = _common.benchmark_parser(
+        __doc__, "smoke run: N=1000, S=10, 20 scipy pairs, no cold run")
     parser.add_argument("--num-examples", type=int, default=None,
                         help="N (default 10000)")
     parser.add_argument("--num-candidates", type=int, default=None,
@@ -73,15 +69,10 @@ def parse_args(argv=None):
     parser.add_argument("--target-search-s", type=float, default=2.0)
     parser.add_argument("--target-speedup", type=float, default=1000.0)
     parser.add_argument("--target-max-diff", type=float, default=1e-5)
-    parser.add_argument("--seed", type=int, default=0,
-                        help="data seed (candidates always use seed 0)")
-    parser.add_argument("--json", metavar="PATH", default=None,
-                        help="also write the results as JSON to PATH")
-    parser.add_argument("--strict", action="store_true",
-                        help="exit 1 if a target is missed")
+    _common.add_run_args(parser, seed_help="data seed (candidates always use seed 0)",
+                         strict_help="exit 1 if a target is missed")
     parser.add_argument("--cold-child", nargs=3, type=int, default=None,
                         metavar=("K", "N", "S"), help=argparse.SUPPRESS)
-    _common.add_thread_args(parser)
     args = parser.parse_args(argv)
     if args.num_examples is None:
         args.num_examples = 1000 if args.quick else 10_000
@@ -324,10 +315,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.cold_child is not None:
         return run_cold_child(args)
-    _common.apply_thread_args(args)
-    _common.quiet_tensorflow()
-    env = _common.environment()
-    env["load_average_at_start"] = os.getloadavg()
+    env = _common.start_run(args)
     print("# bench_solver: proxy_teacher / search_coefficients vs per-example scipy")
     _common.print_environment(env)
     print(f"# N={args.num_examples} S={args.num_candidates} M={args.order} "

@@ -46,22 +46,22 @@ NAMES = {
 }
 
 
-def load_runs():
-    runs = {}
-    for p in glob.glob(os.path.join(common.RUNS_DIR, "*.json")):
+def _load_records(folder, last_key):
+    """`{(teacher, seed, record[last_key]): record}` of the JSON files in `folder`."""
+    out = {}
+    for p in glob.glob(os.path.join(folder, "*.json")):
         with open(p) as f:
             r = json.load(f)
-        runs[(r["teacher"], r["seed"], r["method"])] = r
-    return runs
+        out[(r["teacher"], r["seed"], r[last_key])] = r
+    return out
+
+
+def load_runs():
+    return _load_records(common.RUNS_DIR, "method")
 
 
 def load_search():
-    out = {}
-    for p in glob.glob(os.path.join(common.SEARCH_DIR, "*.json")):
-        with open(p) as f:
-            r = json.load(f)
-        out[(r["teacher"], r["seed"], r["order"])] = r
-    return out
+    return _load_records(common.SEARCH_DIR, "order")
 
 
 def vals(runs, teacher, method, key, seeds=SEEDS):
