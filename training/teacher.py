@@ -19,7 +19,11 @@ Files written to `--output-dir`:
   logits written to the files; it can be exported to a SavedModel later.
 
 Training rows (`--max-train-examples N`): without it the teacher fine-tunes
-on, and predicts, every training row. With it the teacher fine-tunes on the
+on, and predicts, every training row, except that where the test labels are
+hidden (GLUE test on TFDS, RTE) it does not fine-tune on the training rows
+that `ptloss-distill` holds out for the coefficient search (predicted, not
+trained on: the search needs the teacher's outputs on unseen examples, as the
+paper's validation set is). With it the teacher fine-tunes on the
 N rows that `ptloss-distill --max-train-examples N` with the same `--seed`
 trains its students on, and `train.jsonl` holds exactly the training rows
 that distillation reads: those N rows plus, where the test labels are hidden
@@ -112,12 +116,15 @@ def training_rows(args, examples):
     from training.pipeline import hidden_test_labels
 
     n = len(examples["train"])
-    if not args.max_train_examples:
+    hidden = hidden_test_labels(examples.get("test"))
+    if not args.max_train_examples and not hidden:
         return np.arange(n), np.arange(n), {"train_rows": "all"}
-    plan = plan_train_rows(n, len(examples["validation"]),
-                           hidden_test_labels(examples.get("test")),
+    plan = plan_train_rows(n, len(examples["validation"]), hidden,
                            args.max_train_examples, args.seed)
-    if args.predict_all_train:
+    if not args.max_train_examples or args.predict_all_train:
+        # Hidden test labels: never fine-tune on the rows distillation holds
+        # out for the coefficient search, whose teacher outputs must be those
+        # of unseen examples (MATH.md: the search runs on held-out data).
         return plan["train"], np.arange(n), {"train_rows": "all"}
     predicted = rows_read(plan)
     meta = {"train_rows": "subset" if len(predicted) < n else "all",
@@ -210,8 +217,10 @@ def run(args):
                             static_shapes=True).map(labels_only)
     val_ds = make_dataset(examples["validation"], preprocessor, args.batch_size,
                           bucket_boundaries="auto", static_shapes=True).map(labels_only)
+    held = len(examples["train"]) - len(train)
     print(f"Fine-tuning teacher {args.preset} on {len(train)} {args.task} examples "
-          f"({teacher.count_params():,} parameters).", flush=True)
+          f"({teacher.count_params():,} parameters)"
+          + (f"; {held} training rows not used" if held else "") + ".", flush=True)
     start = time.time()
     teacher.fit(train_ds, validation_data=val_ds, epochs=args.epochs,
                 verbose=args.verbose, shuffle=False)

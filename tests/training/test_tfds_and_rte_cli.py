@@ -75,3 +75,31 @@ def test_rte_hidden_test_labels_use_validation_as_test(tmp_path):
     assert report["results"][0]["method"] == "ptloss"
     expected = np.mean(probs["validation"].argmax(1) == examples["validation"].labels)
     assert report["teacher"]["accuracy"] == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("max_train_examples", [None, 100])
+def test_rte_teacher_never_fine_tunes_on_the_coefficient_search_rows(max_train_examples):
+    """With hidden test labels distillation holds training rows out for the
+    coefficient search; the teacher must not have trained on them."""
+    import argparse
+
+    from training.teacher import training_rows
+
+    examples = {split: load_split("rte", split, source="files")
+                for split in ("train", "validation")}
+    examples["test"] = None  # RTE's test file is absent here
+    n, n_val = len(examples["train"]), len(examples["validation"])
+    args = argparse.Namespace(max_train_examples=max_train_examples, seed=5,
+                              predict_all_train=False)
+    fit_rows, predicted_rows, _ = training_rows(args, examples)
+    # Independently: the first min(277, 2490 // 10) rows of a seed-0 permutation.
+    held = np.sort(np.random.default_rng(0).permutation(n)[:min(n_val, n // 10)])
+    assert len(held) == 249
+    assert not np.intersect1d(fit_rows, held).size
+    assert np.isin(held, predicted_rows).all()
+    if max_train_examples is None:
+        np.testing.assert_array_equal(fit_rows, np.setdiff1d(np.arange(n), held))
+        np.testing.assert_array_equal(predicted_rows, np.arange(n))
+    else:
+        assert len(fit_rows) == max_train_examples
+        np.testing.assert_array_equal(predicted_rows, np.union1d(fit_rows, held))
