@@ -9,7 +9,8 @@
 
 Both return `probabilities [B, K]` and `logits [B, K]` (float32, whatever
 the student's compute dtype), `label_id [B]` (int32) and `label [B]` (the
-class name, string).
+class name, string). Both run the classifier on the batch trimmed to its
+longest row (`_trim_padding`), not on the full padded sequence length.
 """
 
 import tensorflow as tf
@@ -41,6 +42,21 @@ def _outputs(logits, class_names):
     }
 
 
+def _trim_padding(token_ids, segment_ids, padding_mask):
+    """Drops the trailing columns that are padding in every row.
+
+    The preprocessor pads each request to the full sequence length; BERT's
+    outputs do not depend on masked positions, but its cost grows with the
+    length, so a batch of short sentences runs several times faster trimmed
+    to its longest row (at least 1 column).
+    """
+    positions = tf.range(1, tf.shape(padding_mask)[1] + 1)
+    used = tf.where(tf.cast(padding_mask, tf.bool), positions[tf.newaxis, :],
+                    tf.zeros_like(positions)[tf.newaxis, :])
+    length = tf.maximum(tf.reduce_max(used), 1)
+    return token_ids[:, :length], segment_ids[:, :length], padding_mask[:, :length]
+
+
 def make_signatures(classifier, preprocessor, class_names, num_segments):
     """`{name: (function, input_signature)}` for `keras.export.ExportArchive`.
 
@@ -70,6 +86,8 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
     text_names = text_input_names(num_segments)
 
     def from_tokens(token_ids, segment_ids, padding_mask):
+        token_ids, segment_ids, padding_mask = _trim_padding(
+            token_ids, segment_ids, padding_mask)
         logits = classifier(
             {"token_ids": token_ids, "segment_ids": segment_ids,
              "padding_mask": tf.cast(padding_mask, tf.bool)},

@@ -288,3 +288,28 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, case
     assert message in err and err.count("\n") == 1
     if base.is_dir():
         assert not any((base / "m").glob("[0-9]*")) if (base / "m").exists() else True
+
+
+def test_signatures_run_the_classifier_on_the_longest_row_only():
+    from export.signatures import make_signatures
+
+    keras.utils.set_random_seed(0)
+    model, pre = build_classifier(2, sequence_length=16, vocabulary=VOCAB, num_layers=1,
+                                  hidden_dim=8, num_heads=2, intermediate_dim=16)
+    seen = []
+
+    def recording(inputs, training=False):
+        seen.append(tuple(inputs["token_ids"].shape))
+        return model(inputs, training=training)
+
+    signatures = make_signatures(recording, pre, ["neg", "pos"], num_segments=1)
+    out = signatures["serving_default"][0](tf.constant(["good movie", "not a good plot"]))
+    # [CLS] not a good plot [SEP]: 6 columns of the 16 the preprocessor pads to.
+    assert seen[-1] == (2, 6)
+    full = model.predict(pre(["good movie", "not a good plot"]), verbose=0)
+    np.testing.assert_allclose(out["logits"].numpy(), full, atol=1e-5)
+    ids = pre(["good"])
+    padded = {k: tf.cast(v, tf.int32) for k, v in ids.items()}
+    out = signatures["predict_token_ids"][0](**padded)
+    assert seen[-1] == (1, 3)
+    np.testing.assert_allclose(out["logits"].numpy(), model.predict(ids, verbose=0), atol=1e-5)
