@@ -36,7 +36,7 @@ same command skips finished calls.
 
     .venv/bin/python bench/study_glue.py --task rte
     .venv/bin/python bench/study_glue.py --task boolq
-    .venv/bin/python bench/study_sst2.py --report bench/results/study_rte.json
+    .venv/bin/python bench/study_glue.py --report bench/results/study_rte.json
 """
 
 import argparse
@@ -163,4 +163,9 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if "--report" in sys.argv:
+        from study_sst2 import report
+
+        print(report(sys.argv[sys.argv.index("--report") + 1]))
+    else:
+        main()
