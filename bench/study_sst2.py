@@ -167,7 +167,8 @@ def report(path):
         if not len(acc):
             cells.append("-")
             continue
-        cell = f"{acc.mean():.1f} ± {acc.std(ddof=1) if len(acc) > 1 else 0:.1f}"
+        cell = (f"{acc.mean():.1f} ± {acc.std(ddof=1):.1f}" if len(acc) > 1
+                else f"{acc.mean():.1f} (1 seed)")
         cells.append(cell + (f" (n={len(acc)})" if len(acc) < len(seeds) else ""))
         common = sorted(set(chosen) & set(kl))
         if name != "KL" and len(common) >= 2:
