@@ -169,16 +169,19 @@ def report(path):
             continue
         cell = (f"{acc.mean():.1f} ± {acc.std(ddof=1):.1f}" if len(acc) > 1
                 else f"{acc.mean():.1f} (1 seed)")
-        cells.append(cell + (f" (n={len(acc)})" if len(acc) < len(seeds) else ""))
+        cells.append(cell + (f" (n={len(acc)})" if 1 < len(acc) < len(seeds) else ""))
         common = sorted(set(chosen) & set(kl))
         if name != "KL" and len(common) >= 2:
             diff = np.array([100 * (chosen[s]["result"]["accuracy"] - kl[s]["result"]["accuracy"])
                              for s in common])
-            p = stats.ttest_rel([chosen[s]["result"]["accuracy"] for s in common],
-                                [kl[s]["result"]["accuracy"] for s in common]).pvalue
+            # A constant difference (e.g. students that all predict one
+            # class) has no variance: no t test.
+            p = (stats.ttest_rel([chosen[s]["result"]["accuracy"] for s in common],
+                                 [kl[s]["result"]["accuracy"] for s in common]).pvalue
+                 if np.ptp(diff) > 1e-9 else float("nan"))
             values = sorted({str(chosen[s]["value"]) for s in common if chosen[s]["method"] in GRIDS})
             detail.append(f"| {name} | {diff.mean():+.2f} | {', '.join(f'{d:+.1f}' for d in diff)} "
-                          f"| {p:.2f} | {', '.join(values) or '-'} |")
+                          f"| {'-' if np.isnan(p) else f'{p:.2f}'} | {', '.join(values) or '-'} |")
     lines.append("| " + " | ".join(cells) + " |")
     for metric in ("nll", "ece"):  # same selected runs, calibration of the students
         row = ["", f"test {metric.upper()}"]
