@@ -46,7 +46,8 @@ import sys
 import time
 
 import _common  # noqa: F401
-from bench_distill_cli import data_root, minilm_folder, read_report, run_cli
+from bench_distill_cli import data_root, minilm_folder, run_cli
+from study_sst2 import run_student
 
 from ptloss_tf.io_utils import atomic_write_text
 
@@ -136,13 +137,9 @@ def main():
         if key in state["calls"]:
             continue
         out = os.path.join(work, key.replace("/", "_").replace("+", "_"))
-        step = run_cli(key, task + [
-            "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
-            "--loss", *methods, "--epochs", str(args.epochs), "--seed", str(seed),
-            "--verbose", "2", "--output-dir", out] + extra, out + ".log")
-        report = read_report(out) if step["returncode"] == 0 else None
+        step, report = run_student(key, task, teacher_dir, folder, methods, args.epochs,
+                                   seed, out, extra)
         if report is None:
-            print(f"[{key}] failed; not recorded (log: {out}.log)", flush=True)
             continue
         state["teacher"] = report["teacher"]
         finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -53,6 +53,20 @@ def planned_runs(seeds):
     return runs
 
 
+def run_student(key, task, teacher_dir, folder, methods, epochs, seed, out, extra):
+    """One `ptloss-distill` call: the methods' students distilled from the
+    teacher outputs in `teacher_dir`, initialised from the first 2 layers of
+    the MiniLM `folder`. Returns `(step, report)`; report None on failure."""
+    step = run_cli(key, task + [
+        "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
+        "--loss", *methods, "--epochs", str(epochs), "--seed", str(seed),
+        "--verbose", "2", "--output-dir", out] + extra, out + ".log")
+    report = read_report(out) if step["returncode"] == 0 else None
+    if report is None:
+        print(f"[{key}] failed; not recorded (log: {out}.log)", flush=True)
+    return step, report
+
+
 def run_key(seed, method, flag, value):
     return f"seed{seed}/{method}" + (f"{flag}={value}" if flag else "")
 
@@ -106,13 +120,9 @@ def main():
         if method == "ptloss" and not flag:
             # The paper's Eq. 21; the CLI's default became brier after this study began.
             extra = ["--criterion", "deviation"]
-        step = run_cli(key, task + [
-            "--teacher-outputs", teacher_dir, "--preset", folder, "--init-from-layers", "2",
-            "--loss", method, "--epochs", str(args.epochs), "--seed", str(seed),
-            "--verbose", "2", "--output-dir", out] + extra, out + ".log")
-        report = read_report(out) if step["returncode"] == 0 else None
+        step, report = run_student(key, task, teacher_dir, folder, [method], args.epochs,
+                                   seed, out, extra)
         if report is None:
-            print(f"[{key}] failed; not recorded", flush=True)
             continue
         state["teacher"] = report["teacher"]
         state["runs"][key] = {"seed": seed, "method": method, "flag": flag, "value": value,
