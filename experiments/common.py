@@ -179,6 +179,27 @@ def parse_method(method):
     return parts[0], parts[1:]
 
 
+def coefficients_for(method, teacher, seed, num_classes):
+    """The PTLoss coefficients `[M, K]` of a `pt_*` method (else None)."""
+    import ptloss_tf
+
+    kind, p = parse_method(method)
+    if kind == "pt_proxy":
+        crit, order = p[0], int(p[1])
+        return np.asarray(search(teacher, seed, order)["chosen"][crit]["eta"])
+    if kind == "pt_random":
+        return np.asarray(ptloss_tf.random_coefficients(int(p[0]), num_classes, seed=seed).values)
+    return None
+
+
+def loss_key(method):
+    """Methods sharing a key share one compiled Distiller (same loss graph)."""
+    kind, p = parse_method(method)
+    if kind in ("pt_proxy", "pt_random"):
+        return f"ptloss_M{p[-1]}"
+    return method
+
+
 def make_loss(method, num_classes):
     import ptloss_tf
 
