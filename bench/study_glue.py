@@ -37,6 +37,12 @@ same command skips finished calls.
     .venv/bin/python bench/study_glue.py --task rte
     .venv/bin/python bench/study_glue.py --task boolq
     .venv/bin/python bench/study_glue.py --report bench/results/study_rte.json
+    .venv/bin/python bench/study_glue.py --task rte --spread
+
+`--spread` loads every saved `student.keras` under the work directory and
+prints, on the test split, how many examples each class is predicted for and
+the range of each class probability: whether the students' predictions
+depend on their input at all.
 """
 
 import argparse
@@ -103,8 +109,12 @@ def main():
                              "eq21: ptloss with the paper's criterion; baselines)")
     parser.add_argument("--out", default=None,
                         help="default: bench/results/study_TASK.json")
+    parser.add_argument("--spread", action="store_true",
+                        help="only print the saved students' prediction spread (see above)")
     args = parser.parse_args()
     work = args.work_dir or f"/tmp/study_{args.task}"
+    if args.spread:
+        return prediction_spread(args.task, work)
     out_path = args.out or os.path.join(_common.REPO_ROOT, "bench", "results",
                                         f"study_{args.task}.json")
     folder = minilm_folder()
@@ -157,6 +167,30 @@ def main():
         state["calls"][key] = {"wall_s": step["wall_s"], "finished_utc": finished,
                                "notes": report.get("notes")}
         save()
+
+
+def prediction_spread(task_name, work):
+    """Per saved student: predicted-class counts and class-probability ranges
+    on the test split the CLI evaluates (RTE: GLUE dev)."""
+    import glob
+
+    import keras
+    import numpy as np
+
+    from training.data.examples import load_split
+    from training.synthetic import softmax
+
+    split = "validation" if task_name == "rte" else "test"  # RTE test labels are hidden
+    examples = load_split(task_name, split, source="files", data_root=data_root())
+    texts = tuple(np.asarray(t) for t in examples.texts)
+    for path in sorted(glob.glob(os.path.join(work, "seed*", "*", "student.keras"))):
+        model = keras.saving.load_model(path, compile=False)
+        probs = softmax(np.asarray(model.predict(texts, batch_size=64, verbose=0), np.float64))
+        counts = np.bincount(probs.argmax(1), minlength=probs.shape[1])
+        ranges = ", ".join(f"P({c}) {probs[:, k].min():.3f}-{probs[:, k].max():.3f}"
+                           for k, c in enumerate(examples.class_names))
+        print(f"{os.path.relpath(path, work)}: predicted counts {counts.tolist()} of "
+              f"{len(probs)}; {ranges}", flush=True)
 
 
 if __name__ == "__main__":
