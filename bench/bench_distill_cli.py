@@ -91,7 +91,7 @@ def cli_command():
     exe = os.path.join(os.path.dirname(sys.executable), "ptloss-distill")
     if os.path.exists(exe):
         return [exe]
-    return [sys.executable, "-m", "training"]
+    return [sys.executable, "-m", "ptloss_tf.training"]
 
 
 def data_root():
@@ -334,11 +334,11 @@ def teacher_timing(step, rows_predicted, full_rows):
 
 def effective_learning_rate(config):
     """The student's learning rate: `--learning-rate`, else the CLI's default
-    (`training.pipeline.learning_rate` where it exists: 5e-5 with --preset)."""
+    (`ptloss_tf.training.pipeline.learning_rate` where it exists: 5e-5 with --preset)."""
     if config.get("learning_rate") is not None:
         return config["learning_rate"]
     try:
-        from training.pipeline import learning_rate
+        from ptloss_tf.training.pipeline import learning_rate
 
         return f"{learning_rate(argparse.Namespace(**config))} (CLI default)"
     except (ImportError, AttributeError, TypeError):

@@ -51,7 +51,7 @@ def _time_calls(function, repeats):
 
 def child(config_path):
     """Fresh-process timings of the SavedModel (TF + TF Text kernels only)."""
-    from export.serving_check import isolate
+    from ptloss_tf.export.serving_check import isolate
 
     isolate()
     import numpy as np
@@ -73,7 +73,7 @@ def child(config_path):
 
 def build_student(sequence_length):
     from bench_distill_cli import minilm_folder
-    from training.student import build_classifier
+    from ptloss_tf.training.student import build_classifier
 
     folder = minilm_folder()
     if folder:
@@ -108,7 +108,7 @@ def main():
 
     import numpy as np
 
-    from export.saved_model import _tokenize, export_student
+    from ptloss_tf.export.saved_model import _tokenize, export_student
 
     info = environment()
     print_environment(info)

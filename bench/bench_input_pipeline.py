@@ -5,8 +5,8 @@ layers, hidden 64, 2 heads, intermediate 256, `max_sequence_length` 128, in a
 `BertTextClassifier` with `preprocessor=None`, identical initial weights) is
 trained with `fit` on the same real SST-2 sentences (a seed-0 random subset of
 `glue/SST-2/train.tsv`, 8,000 by default, read from
-`training.data.default_data_root()`), batch size 32, with three input
-pipelines from `training.data.make_dataset`:
+`ptloss_tf.training.data.default_data_root()`), batch size 32, with three input
+pipelines from `ptloss_tf.training.data.make_dataset`:
 
 * `fixed-128`: every batch padded to the preprocessor's 128 tokens;
 * `bucket-dynamic`: `bucket_boundaries="auto"`, each batch padded to its
@@ -58,11 +58,11 @@ _common.quiet_tensorflow()
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 
-from training.data import default_data_root  # noqa: E402
-from training.data import load_split  # noqa: E402
-from training.data import make_dataset  # noqa: E402
-from training.data import sequence_lengths  # noqa: E402
-from training.data.pipeline import auto_bucket_boundaries  # noqa: E402
+from ptloss_tf.training.data import default_data_root  # noqa: E402
+from ptloss_tf.training.data import load_split  # noqa: E402
+from ptloss_tf.training.data import make_dataset  # noqa: E402
+from ptloss_tf.training.data import sequence_lengths  # noqa: E402
+from ptloss_tf.training.data.pipeline import auto_bucket_boundaries  # noqa: E402
 
 FIXED, DYNAMIC, STATIC = "fixed-128", "bucket-dynamic", "bucket-static"
 

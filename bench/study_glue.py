@@ -177,8 +177,8 @@ def prediction_spread(task_name, work):
     import keras
     import numpy as np
 
-    from training.data.examples import load_split
-    from training.synthetic import softmax
+    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.synthetic import softmax
 
     split = "validation" if task_name == "rte" else "test"  # RTE test labels are hidden
     examples = load_split(task_name, split, source="files", data_root=data_root())

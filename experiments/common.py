@@ -1,7 +1,7 @@
 """Shared pieces of the synthetic PTLoss study (see experiments/README.md).
 
 Everything the study trains goes through the library: the synthetic task
-(`training.synthetic.make_synthetic_task`), the coefficient search
+(`ptloss_tf.training.synthetic.make_synthetic_task`), the coefficient search
 (`ptloss_tf.search_coefficients`, `ptloss_tf.random_coefficients`,
 `ptloss_tf.proxy_teacher`), the losses (`ptloss_tf.PTLoss`, `KLDivergence`,
 `TemperatureKLDivergence`, `LabelSmoothingKLDivergence`,
@@ -17,7 +17,7 @@ words before it (a negator directly before the evidence word, or one filler
 in between), so this student can represent p* (up to rare double negations
 across fillers) but has to learn it from 2,000 examples; it is not given p*.
 Each word of the task's vocabulary is one token (whole words, see
-`training.synthetic`), so tokenisation is a dictionary look-up.
+`ptloss_tf.training.synthetic`), so tokenisation is a dictionary look-up.
 """
 
 import json
@@ -86,7 +86,7 @@ def get_task(teacher, seed):
     """The synthetic task of `seed` with teacher `teacher` (cached in-process)."""
     key = (teacher, seed)
     if key not in _TASKS:
-        from training.synthetic import make_synthetic_task
+        from ptloss_tf.training.synthetic import make_synthetic_task
 
         if len(_TASKS) > 4:
             _TASKS.clear()
@@ -303,7 +303,7 @@ def train_one(teacher, seed, method, epochs=None, verbose=0):
     hist = distiller.fit(ids["train"], y_train, batch_size=TRAIN["batch_size"], epochs=epochs,
                          shuffle=True, verbose=verbose)
     train_seconds = time.time() - start
-    from training.synthetic import softmax
+    from ptloss_tf.training.synthetic import softmax
 
     q = softmax(student.predict(ids["test"], batch_size=1000, verbose=0))
     qv = softmax(student.predict(ids["validation"], batch_size=1000, verbose=0))

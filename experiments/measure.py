@@ -30,7 +30,7 @@ def main():
     args = ap.parse_args()
     import keras
     import ptloss_tf
-    from training.synthetic import softmax, teacher_summary
+    from ptloss_tf.training.synthetic import softmax, teacher_summary
 
     t0 = time.time()
     task, ids = common.get_task(args.teacher, 0)

@@ -1,5 +1,5 @@
 import sys
 
-from export.cli import main
+from ptloss_tf.export.cli import main
 
 sys.exit(main())

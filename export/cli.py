@@ -1,4 +1,4 @@
-"""`ptloss-export`: command-line entry point (also `python -m export`).
+"""`ptloss-export`: command-line entry point (also `python -m ptloss_tf.export`).
 
     ptloss-export STUDENT --base-path DIR --name NAME [--version N]
     ptloss-export verify DIR/NAME/N
@@ -74,7 +74,7 @@ def predict_parser():
 
 
 def _verify(version_dir, student=None, requests_dir=None, atol=1e-5):
-    from export.verify import verify_export
+    from ptloss_tf.export.verify import verify_export
 
     report = verify_export(version_dir, student=student, requests_dir=requests_dir, atol=atol)
     print(report.summary())
@@ -90,7 +90,7 @@ def main(argv=None):
             args = verify_parser().parse_args(argv[1:])
             return _verify(args.version_dir, args.student, args.requests_dir, args.atol)
         if argv and argv[0] == "predict":
-            from export.predict import predict_file
+            from ptloss_tf.export.predict import predict_file
 
             args = predict_parser().parse_args(argv[1:])
             outputs = predict_file(args.version_dir, args.input, args.output,
@@ -100,7 +100,7 @@ def main(argv=None):
             print(f"Wrote {len(outputs)} rows to {args.output}")
             return 0
         args = export_parser().parse_args(argv)
-        from export.saved_model import export_student
+        from ptloss_tf.export.saved_model import export_student
 
         version_dir = export_student(
             args.student, args.base_path, args.name, version=args.version,

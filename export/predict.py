@@ -1,7 +1,7 @@
 """`predict_file`: offline batch scoring of a TSV/CSV/JSONL file with an export.
 
 The output is the project's teacher-outputs JSONL format
-(`training.teacher_outputs`: ids, logits, class order, split, model name),
+(`ptloss_tf.training.teacher_outputs`: ids, logits, class order, split, model name),
 so a *teacher* exported as a SavedModel can produce the teacher outputs that
 `ptloss-distill --teacher-outputs` reads.
 """
@@ -11,7 +11,7 @@ import time
 
 import numpy as np
 
-from export import metadata as md
+from ptloss_tf.export import metadata as md
 
 
 def predict_file(version_dir, input_path, output_path, text_fields=None, id_field=None,
@@ -34,8 +34,8 @@ def predict_file(version_dir, input_path, output_path, text_fields=None, id_fiel
     """
     import tensorflow as tf
 
-    from training.data.examples import load_file
-    from training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.data.examples import load_file
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
     metadata = md.read_metadata(version_dir)
     num_segments = metadata["num_segments"]

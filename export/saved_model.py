@@ -24,10 +24,10 @@ import tempfile
 
 import numpy as np
 
-from export import metadata as md
-from export.models_config import write_models_config
-from export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT, make_signatures, text_input_names
-from training.synthetic import softmax
+from ptloss_tf.export import metadata as md
+from ptloss_tf.export.models_config import write_models_config
+from ptloss_tf.export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT, make_signatures, text_input_names
+from ptloss_tf.training.synthetic import softmax
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -80,7 +80,7 @@ def _text_batch(rows, num_segments):
 def _tokenize(preprocessor, texts):
     import tensorflow as tf
 
-    from training.data.pipeline import _preprocess
+    from ptloss_tf.training.data.pipeline import _preprocess
 
     features = _preprocess(preprocessor, [tf.constant(list(c)) for c in texts.values()])
     return {k: np.asarray(v, np.int32) for k, v in features.items()}
@@ -139,7 +139,7 @@ def export_student(student_path, base_path, name, version=None, class_names=None
 
     Example:
     >>> import tempfile, os
-    >>> from training.student import build_classifier
+    >>> from ptloss_tf.training.student import build_classifier
     >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
     >>> model, pre = build_classifier(2, sequence_length=8, vocabulary=vocab,
     ...     num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16)
@@ -153,8 +153,8 @@ def export_student(student_path, base_path, name, version=None, class_names=None
     import keras
     import tensorflow as tf
 
-    from export.serving_requests import predict_request, write_warmup_records
-    from export.student import load_student
+    from ptloss_tf.export.serving_requests import predict_request, write_warmup_records
+    from ptloss_tf.export.student import load_student
     from ptloss_tf.io_utils import atomic_write_text
 
     classifier, preprocessor = load_student(student_path, vocabulary, sequence_length)

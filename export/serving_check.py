@@ -10,7 +10,7 @@ made unimportable *before* TensorFlow is imported, so a SavedModel that
 needed any of them at load or call time fails here.
 
 It uses only the standard library, numpy, tensorflow and
-tensorflow_serving; `export.verify` writes CONFIG and reads RESULT.
+tensorflow_serving; `ptloss_tf.export.verify` writes CONFIG and reads RESULT.
 """
 
 import importlib.util

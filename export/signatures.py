@@ -68,7 +68,7 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
 
     Example:
     >>> import keras_hub
-    >>> from training.student import build_classifier
+    >>> from ptloss_tf.training.student import build_classifier
     >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
     >>> model, pre = build_classifier(2, sequence_length=8, vocabulary=vocab,
     ...     num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16)
@@ -80,7 +80,7 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
     >>> sorted(out), out["label"].shape.as_list()
     (['label', 'label_id', 'logits', 'probabilities'], [2])
     """
-    from training.data.pipeline import _preprocess
+    from ptloss_tf.training.data.pipeline import _preprocess
 
     names = tf.constant([str(c) for c in class_names])
     text_names = text_input_names(num_segments)

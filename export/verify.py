@@ -23,8 +23,8 @@ import tempfile
 
 import numpy as np
 
-from export import metadata as md
-from export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT
+from ptloss_tf.export import metadata as md
+from ptloss_tf.export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT
 
 CHECK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_check.py")
 
@@ -55,9 +55,9 @@ class VerificationReport:
 
 
 def _keras_reference(student_path, tokens):
-    from export.saved_model import _keras_logits
-    from export.student import load_student
-    from training.synthetic import softmax
+    from ptloss_tf.export.saved_model import _keras_logits
+    from ptloss_tf.export.student import load_student
+    from ptloss_tf.training.synthetic import softmax
 
     classifier, _ = load_student(student_path)
     return softmax(_keras_logits(classifier, {k: np.asarray(v, np.int32)
@@ -79,7 +79,7 @@ def _reference(metadata, student):
 
 def write_requests(directory, metadata):
     """The REST bodies and the gRPC request for the sample inputs."""
-    from export.serving_requests import (predict_request, rest_columnar_request,
+    from ptloss_tf.export.serving_requests import (predict_request, rest_columnar_request,
                                          rest_row_request)
 
     texts = metadata["reference"]["texts"]

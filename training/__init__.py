@@ -1,3 +1,3 @@
 """The distillation application: data -> teacher outputs -> coefficients ->
 distilled keras-hub BERT student -> report. Entry point: `ptloss-distill`
-(also `python -m training`)."""
+(also `python -m ptloss_tf.training`)."""

@@ -1,4 +1,4 @@
-"""`ptloss-distill`: command-line entry point (also `python -m training`)."""
+"""`ptloss-distill`: command-line entry point (also `python -m ptloss_tf.training`)."""
 
 import argparse
 import sys
@@ -20,7 +20,7 @@ def import_teacher_main(argv):
     parser.add_argument("--class-names", nargs="+", default=None)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    from training.teacher_outputs import import_table
+    from ptloss_tf.training.teacher_outputs import import_table
 
     outputs = import_table(
         args.input, split=args.split, teacher=args.teacher, id_column=args.id_column,
@@ -38,12 +38,12 @@ def main(argv=None):
         if argv and argv[0] == "import-teacher":
             return import_teacher_main(argv[1:])
         if argv and argv[0] == "teacher":
-            from training.teacher import main as teacher_main
+            from ptloss_tf.training.teacher import main as teacher_main
 
             teacher_main(argv[1:])
             return 0
-        from training.config import parse_args
-        from training.pipeline import run
+        from ptloss_tf.training.config import parse_args
+        from ptloss_tf.training.pipeline import run
 
         run(parse_args(argv))
     except (ValueError, FileNotFoundError, FileExistsError) as e:

@@ -130,7 +130,7 @@ def prepare_output_dir(args):
 
 
 def _all_method_names():
-    from training.config import LOSSES
+    from ptloss_tf.training.config import LOSSES
 
     return set(LOSSES)
 
@@ -230,7 +230,7 @@ def load_task_examples(args):
     (RTE) gives `"test": None` unless `--source tfds`."""
     examples = {}
     if args.task == "file":
-        from training.data.examples import load_file
+        from ptloss_tf.training.data.examples import load_file
 
         for split in ("train", "validation", "test"):
             path = getattr(args, f"{split}_file")
@@ -241,8 +241,8 @@ def load_task_examples(args):
                 class_names=tuple(args.class_names) if args.class_names else None,
             )
         return examples
-    from training.data.examples import load_split
-    from training.data.tasks import get_task
+    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data.tasks import get_task
 
     task = get_task(args.task)
     for split in ("train", "validation", "test"):
@@ -263,7 +263,7 @@ def extra_test_splits(task_name):
     validation set (`("validation_mismatched",)`), else `()`."""
     if task_name in ("synthetic", "file"):
         return ()
-    from training.data.tasks import get_task
+    from ptloss_tf.training.data.tasks import get_task
 
     return tuple(s for s in (MISMATCHED,) if s in get_task(task_name).splits)
 
@@ -271,8 +271,8 @@ def extra_test_splits(task_name):
 def load_extra_examples(args, split):
     """One extra split of a registered `--task` (e.g. MNLI's
     `validation_mismatched`), from the same `--source` as the others."""
-    from training.data.examples import load_split
-    from training.data.tasks import get_task
+    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data.tasks import get_task
 
     return load_split(get_task(args.task), split, source=args.source,
                       data_root=args.data_root, tfds_data_dir=args.tfds_data_dir)
@@ -296,7 +296,7 @@ def join_train(outputs, train, used, args):
     teacher --max-train-examples N` writes with the same N and `--seed`).
     Joins stay strict: any other set of ids is a ValueError.
     """
-    from training.teacher_outputs import join
+    from ptloss_tf.training.teacher_outputs import join
 
     try:
         if args.max_train_examples and len(outputs) != len(train):
@@ -316,7 +316,7 @@ def load_splits(args):
     `validation_mismatched.jsonl` exists (else a note says it is skipped).
     """
     if args.task == "synthetic":
-        from training.synthetic import make_synthetic_task
+        from ptloss_tf.training.synthetic import make_synthetic_task
 
         task = make_synthetic_task(
             num_train=args.synthetic_train,
@@ -343,8 +343,8 @@ def load_splits(args):
             "teacher outputs; see `ptloss-distill teacher --help` and "
             "`ptloss-distill import-teacher --help`)."
         )
-    from training.teacher_outputs import TeacherOutputs
-    from training.teacher_outputs import join
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher_outputs import join
 
     def teacher_file(split):
         path = os.path.join(args.teacher_outputs, f"{split}.jsonl")
@@ -479,7 +479,7 @@ def _datasets(args, splits, preprocessor):
     datasets and `{split: dataset}` of the test split and any extra test
     split (MNLI's `validation_mismatched`), unbucketed so that predictions
     keep the examples' order."""
-    from training.data.pipeline import make_dataset
+    from ptloss_tf.training.data.pipeline import make_dataset
 
     boundaries = None if args.no_bucketing else "auto"
     # Buckets padded to their boundary: a handful of shapes, so XLA compiles
@@ -552,7 +552,7 @@ def train_method(method, args, splits, coefficients, output_dir, strategy=None):
     import keras
 
     from ptloss_tf.callbacks import AtomicBackupAndRestore
-    from training.student import build_classifier
+    from ptloss_tf.training.student import build_classifier
 
     method_dir = os.path.join(output_dir, method)
     os.makedirs(method_dir, exist_ok=True)
@@ -611,7 +611,7 @@ def train_method(method, args, splits, coefficients, output_dir, strategy=None):
         result.update(_evaluate(distiller, evaluations[split], suffix(split)))
     if splits.p_star:
         logits = distiller.predict(test.map(lambda x, y: x), verbose=0)
-        from training.synthetic import softmax
+        from ptloss_tf.training.synthetic import softmax
 
         probs = softmax(np.asarray(logits, np.float32))
         result.update(distance_to_p_star(probs, splits.p_star["test"]))

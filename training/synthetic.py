@@ -108,7 +108,7 @@ class SyntheticSplit:
     """One split of the synthetic task.
 
     Attributes:
-        examples: `training.data.examples.Examples` with ids
+        examples: `ptloss_tf.training.data.examples.Examples` with ids
             `"synthetic/<split>/<index>"` (zero-based, zero-padded to 6+
             digits), one text field, labels sampled from `p_star`, and the
             task's class names.
@@ -124,7 +124,7 @@ class SyntheticSplit:
         return len(self.p_star)
 
     def teacher_outputs(self, split, teacher="synthetic-teacher"):
-        """The teacher as `training.teacher_outputs.TeacherOutputs` (kind "probs").
+        """The teacher as `ptloss_tf.training.teacher_outputs.TeacherOutputs` (kind "probs").
 
         Example:
         >>> task = make_synthetic_task(num_train=8, num_validation=4, num_test=4)
@@ -132,7 +132,7 @@ class SyntheticSplit:
         >>> out.kind, out.split, out.values.shape
         ('probs', 'validation', (4, 2))
         """
-        from training.teacher_outputs import TeacherOutputs
+        from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
         return TeacherOutputs(
             ids=np.asarray(self.examples.ids),
@@ -349,7 +349,7 @@ def make_synthetic_task(
     >>> bool(np.array_equal(a.train.p_star, b.train.p_star))
     True
     """
-    from training.data.examples import Examples
+    from ptloss_tf.training.data.examples import Examples
 
     K = int(num_classes)
     if K < 2:
@@ -400,7 +400,7 @@ def make_synthetic_task(
         evidence_class[word] = c
 
     config = {
-        "generator": "training.synthetic.make_synthetic_task",
+        "generator": "ptloss_tf.training.synthetic.make_synthetic_task",
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),
         "num_train": int(num_train),

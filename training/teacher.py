@@ -29,7 +29,7 @@ trains its students on, and `train.jsonl` holds exactly the training rows
 that distillation reads: those N rows plus, where the test labels are hidden
 (GLUE test on TFDS, RTE), the training rows it holds out for the coefficient
 search (predicted, not trained on). The rule is
-`training.pipeline.plan_train_rows`. Validation and test are always
+`ptloss_tf.training.pipeline.plan_train_rows`. Validation and test are always
 predicted in full. `ptloss-distill` accepts such a partial `train.jsonl`
 only with the same `--max-train-examples` and `--seed` (any other set of
 ids is an error); `--predict-all-train` writes every training row instead,
@@ -93,9 +93,9 @@ def build_parser():
 def load_examples(args):
     """`{split: Examples}` to predict: train, validation, test (absent where a
     registered task has no local test file) and MNLI's validation_mismatched."""
-    from training.pipeline import extra_test_splits
-    from training.pipeline import load_extra_examples
-    from training.pipeline import load_task_examples
+    from ptloss_tf.training.pipeline import extra_test_splits
+    from ptloss_tf.training.pipeline import load_extra_examples
+    from ptloss_tf.training.pipeline import load_task_examples
 
     examples = load_task_examples(args)
     if examples["test"] is None:
@@ -111,9 +111,9 @@ def training_rows(args, examples):
     """`(fit_rows, predicted_rows)`: indices into the training split of the
     rows to fine-tune on and the rows to write to train.jsonl (see the module
     docstring), and the `train.jsonl` metadata saying which rows it holds."""
-    from training.pipeline import plan_train_rows
-    from training.pipeline import rows_read
-    from training.pipeline import hidden_test_labels
+    from ptloss_tf.training.pipeline import plan_train_rows
+    from ptloss_tf.training.pipeline import rows_read
+    from ptloss_tf.training.pipeline import hidden_test_labels
 
     n = len(examples["train"])
     hidden = hidden_test_labels(examples.get("test"))
@@ -141,7 +141,7 @@ def predict_logits(model, examples, preprocessor, batch_size):
     """
     import tensorflow as tf
 
-    from training.data.pipeline import make_dataset
+    from ptloss_tf.training.data.pipeline import make_dataset
 
     dataset = make_dataset(examples, preprocessor, batch_size,
                            targets={"index": np.arange(len(examples))},
@@ -185,9 +185,9 @@ def _refuse_existing(args, splits):
 def run(args):
     import keras
 
-    from training.data.pipeline import make_dataset
-    from training.student import build_classifier
-    from training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.data.pipeline import make_dataset
+    from ptloss_tf.training.student import build_classifier
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
     if args.max_train_examples is not None and args.max_train_examples < 1:
         raise ValueError(f"--max-train-examples must be >= 1, got {args.max_train_examples}.")

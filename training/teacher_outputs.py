@@ -520,7 +520,7 @@ def join(outputs, examples, split, allow_extra=False):
 
     Args:
         outputs: `TeacherOutputs`.
-        examples: `training.data.examples.Examples` (uses `ids`, `class_names`).
+        examples: `ptloss_tf.training.data.examples.Examples` (uses `ids`, `class_names`).
         split: the examples' split name.
         allow_extra: ignore teacher rows whose ids are not among the examples
             (e.g. a teacher file for the full split joined to a subsample).

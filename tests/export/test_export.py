@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from export import metadata as md
-from export.cli import main
-from export.models_config import parse_models_config
-from export.serving_requests import read_warmup_records
-from training.student import build_classifier
+from ptloss_tf.export import metadata as md
+from ptloss_tf.export.cli import main
+from ptloss_tf.export.models_config import parse_models_config
+from ptloss_tf.export.serving_requests import read_warmup_records
+from ptloss_tf.training.student import build_classifier
 
 TINY_RUN = [
     "--synthetic-train", "160", "--synthetic-validation", "80",
@@ -28,7 +28,7 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie",
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    from training.cli import main as distill
+    from ptloss_tf.training.cli import main as distill
 
     out = tmp_path_factory.mktemp("run") / "out"
     assert distill(TINY_RUN + ["--output-dir", str(out)]) == 0
@@ -65,7 +65,7 @@ def test_layout_and_metadata_come_from_the_run(run_dir, exported):
     assert meta["training"]["result"]["accuracy"] == report["results"][0]["accuracy"]
     assert meta["sequence_length"] == 32
     assert meta["text_inputs"] == ["text"]
-    from training.synthetic import make_synthetic_task
+    from ptloss_tf.training.synthetic import make_synthetic_task
 
     vocabulary = make_synthetic_task(num_train=160, num_validation=80, num_test=80).vocabulary
     assert meta["tokenizer"]["vocabulary_sha256"] == hashlib.sha256(
@@ -175,7 +175,7 @@ def test_versions_increment_and_are_never_overwritten(exported, capsys):
 
 
 def test_failure_mid_export_leaves_no_version(exported, tmp_path, monkeypatch):
-    import export.serving_requests as requests
+    import ptloss_tf.export.serving_requests as requests
 
     _, _, student = exported
 
@@ -223,7 +223,7 @@ def test_pair_task_export_feeds_both_segments(tmp_path, capsys):
 
 
 def test_predict_writes_teacher_outputs_equal_to_keras(exported, tmp_path):
-    from training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
     _, version, student_path = exported
     texts = md.read_metadata(version)["reference"]["texts"]
@@ -291,7 +291,7 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, case
 
 
 def test_signatures_run_the_classifier_on_the_longest_row_only():
-    from export.signatures import make_signatures
+    from ptloss_tf.export.signatures import make_signatures
 
     keras.utils.set_random_seed(0)
     model, pre = build_classifier(2, sequence_length=16, vocabulary=VOCAB, num_layers=1,

@@ -26,7 +26,7 @@ def main(argv):
     tf.config.set_logical_device_configuration(
         cpus[0], [tf.config.LogicalDeviceConfiguration()] * NUM_LOGICAL_CPUS
     )
-    from training.cli import main as cli_main
+    from ptloss_tf.training.cli import main as cli_main
 
     return cli_main(argv)
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ptloss_tf
-from training.cli import main
+from ptloss_tf.training.cli import main
 
 TINY = [
     "--synthetic-train", "160", "--synthetic-validation", "80",
@@ -49,7 +49,7 @@ def test_output_directory_contract(finished_run):
 
 
 def test_saved_student_carries_its_preprocessor_and_samples_are_test_rows(finished_run):
-    from training.synthetic import make_synthetic_task
+    from ptloss_tf.training.synthetic import make_synthetic_task
 
     with open(finished_run / "report.json") as f:
         report = json.load(f)
@@ -70,7 +70,7 @@ def test_saved_student_carries_its_preprocessor_and_samples_are_test_rows(finish
 
 
 def test_coefficients_are_the_search_optimum_on_the_validation_split(finished_run):
-    from training.synthetic import make_synthetic_task
+    from ptloss_tf.training.synthetic import make_synthetic_task
 
     task = make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
     result = ptloss_tf.search_coefficients(
@@ -148,7 +148,7 @@ def test_non_empty_foreign_directory_is_refused(tmp_path, capsys):
 
 
 def test_config_file_and_flag_precedence(tmp_path):
-    from training.config import parse_args
+    from ptloss_tf.training.config import parse_args
 
     config = tmp_path / "c.yaml"
     config.write_text("epochs: 7\norder: 3\nloss: [kl, focal]\n")
@@ -162,7 +162,7 @@ def test_config_file_and_flag_precedence(tmp_path):
 
 def test_module_entry_point_help():
     result = subprocess.run(
-        [sys.executable, "-m", "training", "--help"], capture_output=True, text=True,
+        [sys.executable, "-m", "ptloss_tf.training", "--help"], capture_output=True, text=True,
         timeout=120,
     )
     assert result.returncode == 0
@@ -176,7 +176,7 @@ def test_run_keeps_its_dataset_caches(tmp_path):
     dataset; a `cache()` that this leaves unfinished is discarded by
     TensorFlow (texts tokenised again) with a C++ warning. `make_dataset`
     fills its caches first, so a run prints no such warning."""
-    command = [sys.executable, "-m", "training", *TINY, "--loss", "kl",
+    command = [sys.executable, "-m", "ptloss_tf.training", *TINY, "--loss", "kl",
                "--output-dir", str(tmp_path / "out")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="1")  # show TensorFlow's warnings
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
@@ -190,7 +190,7 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
     import time
 
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "training", *TINY, "--epochs", "3",
+    command = [sys.executable, "-m", "ptloss_tf.training", *TINY, "--epochs", "3",
                "--output-dir", str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tests.training.test_cli import TINY
-from training.cli import main
+from ptloss_tf.training.cli import main
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WRAPPER = os.path.join(ROOT, "tests", "training", "logical_cpus_cli.py")

@@ -1,4 +1,4 @@
-"""Tests of `training.data`: task registry, loaders (local files, TFDS mock,
+"""Tests of `ptloss_tf.training.data`: task registry, loaders (local files, TFDS mock,
 generic TSV/JSONL) and the tf.data pipeline (padding, bucketing, targets)."""
 
 import json
@@ -9,16 +9,16 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from training.data import examples as examples_lib
-from training.data import pipeline as pipeline_lib
-from training.data import tasks as tasks_lib
-from training.data.examples import Examples
-from training.data.examples import load_file
-from training.data.examples import load_split
-from training.data.pipeline import make_dataset
-from training.data.pipeline import sequence_lengths
-from training.data.tasks import TASKS
-from training.data.tasks import get_task
+from ptloss_tf.training.data import examples as examples_lib
+from ptloss_tf.training.data import pipeline as pipeline_lib
+from ptloss_tf.training.data import tasks as tasks_lib
+from ptloss_tf.training.data.examples import Examples
+from ptloss_tf.training.data.examples import load_file
+from ptloss_tf.training.data.examples import load_split
+from ptloss_tf.training.data.pipeline import make_dataset
+from ptloss_tf.training.data.pipeline import sequence_lengths
+from ptloss_tf.training.data.tasks import TASKS
+from ptloss_tf.training.data.tasks import get_task
 
 DATA_ROOT = tasks_lib.default_data_root()
 needs_data = pytest.mark.skipif(

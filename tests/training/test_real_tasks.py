@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from tests.training.hf_bert import write_tiny_hf_bert
-from training.cli import main
+from ptloss_tf.training.cli import main
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]
 STUDENT = ["--student-layers", "1", "--hidden", "16", "--heads", "2",
@@ -43,7 +43,7 @@ def test_teacher_subcommand_then_distillation_from_its_outputs(file_task):
     assert main(["teacher", *files, "--preset", str(root / "bert"),
                  "--output-dir", str(teacher_dir), "--epochs", "1",
                  "--sequence-length", "16", "--verbose", "0"]) == 0
-    from training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
     for split, n in (("train", 96), ("validation", 48), ("test", 48)):
         outputs = TeacherOutputs.load(str(teacher_dir / f"{split}.jsonl"))
@@ -66,10 +66,10 @@ def test_teacher_subcommand_then_distillation_from_its_outputs(file_task):
 
 
 def test_bucketed_teacher_prediction_keeps_example_order(file_task):
-    from training.data.examples import load_file
-    from training.data.pipeline import make_dataset
-    from training.student import build_classifier
-    from training.teacher import predict_logits
+    from ptloss_tf.training.data.examples import load_file
+    from ptloss_tf.training.data.pipeline import make_dataset
+    from ptloss_tf.training.student import build_classifier
+    from ptloss_tf.training.teacher import predict_logits
 
     root = file_task
     examples = load_file(str(root / "test.tsv"), ("sentence",), "label", class_names=("0", "1"))
@@ -102,10 +102,10 @@ def test_teacher_file_for_the_wrong_split_is_refused(file_task, capsys):
 
 
 def test_sst2_subset_from_shared_data(tmp_path):
-    from training.data.examples import load_split
-    from training.data.tasks import default_data_root
-    from training.data.tasks import get_task
-    from training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data.tasks import default_data_root
+    from ptloss_tf.training.data.tasks import get_task
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
     if not os.path.exists(os.path.join(default_data_root(), "glue", "SST-2", "dev.tsv")):
         pytest.fail(f"SST-2 files missing under {default_data_root()} (set PTLOSS_DATA_DIR)")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from tests.training.hf_bert import write_tiny_hf_bert
-from training.student import build_classifier
+from ptloss_tf.training.student import build_classifier
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]
 

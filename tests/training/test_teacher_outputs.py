@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from scipy.special import softmax as sp_softmax
 
-from training.data.examples import Examples
-from training import teacher_outputs as to
-from training.teacher_outputs import TeacherOutputs
-from training.teacher_outputs import import_table
-from training.teacher_outputs import join
+from ptloss_tf.training.data.examples import Examples
+from ptloss_tf.training import teacher_outputs as to
+from ptloss_tf.training.teacher_outputs import TeacherOutputs
+from ptloss_tf.training.teacher_outputs import import_table
+from ptloss_tf.training.teacher_outputs import join
 
 CLASSES = ("negative", "positive")
 
@@ -447,7 +447,7 @@ def test_join_reports_all_structural_problems_in_one_message():
 
 
 def test_synthetic_teacher_round_trip(tmp_path):
-    from training.synthetic import make_synthetic_task
+    from ptloss_tf.training.synthetic import make_synthetic_task
 
     task = make_synthetic_task(num_train=60, num_validation=20, num_test=20, noise=0.5, seed=1)
     for name, split in task.splits().items():

@@ -15,11 +15,11 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.training.hf_bert import write_tiny_hf_bert
-from training.cli import main
-from training.data.examples import load_split
-from training.data.tasks import default_data_root
-from training.data.tasks import get_task
-from training.teacher_outputs import TeacherOutputs
+from ptloss_tf.training.cli import main
+from ptloss_tf.training.data.examples import load_split
+from ptloss_tf.training.data.tasks import default_data_root
+from ptloss_tf.training.data.tasks import get_task
+from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz") + [
     "the", "good", "bad", "movie", "film", "is", "not", "it", "and"]
@@ -65,7 +65,7 @@ def glue_hidden_test_labels(monkeypatch):
     validation set gets other labels (+1 mod 3) and swapped segments: its
     metrics then differ from the matched set's, as they would for real.
     """
-    from training.data import examples as examples_module
+    from ptloss_tf.training.data import examples as examples_module
 
     original = examples_module._load_tfds
 
@@ -165,8 +165,8 @@ def test_mnli_teacher_subset_and_mismatched_evaluation(tmp_path, bert, glue_hidd
 
 def test_mnli_without_mismatched_teacher_outputs_skips_that_evaluation(
         tmp_path, glue_hidden_test_labels, capsys):
-    from training.config import parse_args
-    from training.pipeline import load_splits
+    from ptloss_tf.training.config import parse_args
+    from ptloss_tf.training.pipeline import load_splits
 
     tfds_dir = str(tmp_path / "tfds")
     teacher_dir = tmp_path / "teacher"

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from training.cli import main
-from training.data.examples import load_split
-from training.data.tasks import get_task
-from training.teacher_outputs import TeacherOutputs
+from ptloss_tf.training.cli import main
+from ptloss_tf.training.data.examples import load_split
+from ptloss_tf.training.data.tasks import get_task
+from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz")
 TINY = ["--student-layers", "1", "--hidden", "16", "--heads", "2", "--intermediate", "32",
@@ -83,7 +83,7 @@ def test_rte_teacher_never_fine_tunes_on_the_coefficient_search_rows(max_train_e
     coefficient search; the teacher must not have trained on them."""
     import argparse
 
-    from training.teacher import training_rows
+    from ptloss_tf.training.teacher import training_rows
 
     examples = {split: load_split("rte", split, source="files")
                 for split in ("train", "validation")}

@@ -6,13 +6,13 @@ pipelines with keras-hub tokenisation and length bucketing (`pipeline`).
 importing the registry or the loaders does not import TensorFlow.
 """
 
-from training.data.examples import Examples
-from training.data.examples import load_file
-from training.data.examples import load_split
-from training.data.tasks import TASKS
-from training.data.tasks import TaskSpec
-from training.data.tasks import default_data_root
-from training.data.tasks import get_task
+from ptloss_tf.training.data.examples import Examples
+from ptloss_tf.training.data.examples import load_file
+from ptloss_tf.training.data.examples import load_split
+from ptloss_tf.training.data.tasks import TASKS
+from ptloss_tf.training.data.tasks import TaskSpec
+from ptloss_tf.training.data.tasks import default_data_root
+from ptloss_tf.training.data.tasks import get_task
 
 __all__ = [
     "Examples", "TASKS", "TaskSpec", "default_data_root", "get_task", "load_file",
@@ -22,7 +22,7 @@ __all__ = [
 
 def __getattr__(name):
     if name in ("make_dataset", "sequence_lengths"):
-        from training.data import pipeline
+        from ptloss_tf.training.data import pipeline
 
         return getattr(pipeline, name)
-    raise AttributeError(f"module 'training.data' has no attribute {name!r}")
+    raise AttributeError(f"module 'ptloss_tf.training.data' has no attribute {name!r}")

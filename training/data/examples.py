@@ -3,7 +3,7 @@
 Two sources:
 
 * `load_split(task, split, source=...)`: a registered task (see
-  `training.data.tasks`) from TFDS or from the local GLUE / BoolQ files.
+  `ptloss_tf.training.data.tasks`) from TFDS or from the local GLUE / BoolQ files.
 * `load_file(path, text_fields, ...)`: any GLUE-style TSV (header row), CSV or
   JSONL file.
 
@@ -36,7 +36,7 @@ import os
 
 import numpy as np
 
-from training.data import tasks as _tasks
+from ptloss_tf.training.data import tasks as _tasks
 
 SST2_HOLDOUT_SIZE = 872
 SPLIT_SEED = 0

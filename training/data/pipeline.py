@@ -182,7 +182,7 @@ def make_dataset(examples, preprocessor, batch_size, targets=None, shuffle=False
     """A batched `tf.data.Dataset` of `(inputs, targets)` (see module docstring).
 
     Args:
-        examples: `training.data.examples.Examples`.
+        examples: `ptloss_tf.training.data.examples.Examples`.
         preprocessor: a keras-hub `BertTextClassifierPreprocessor` (or one
             with the same call / outputs); its `sequence_length` is the
             maximum length. Tokenisation runs in the pipeline (`map`).

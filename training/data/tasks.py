@@ -12,7 +12,7 @@ Field names (`text_fields`, `label_field`) are the TFDS feature names;
 `local_columns` maps them to the column names of the local files where those
 differ (MNLI's `sentence1`/`sentence2`/`gold_label`, BoolQ's `answer`).
 
-Two local layouts lack splits the experiments need; `training.data.examples`
+Two local layouts lack splits the experiments need; `ptloss_tf.training.data.examples`
 derives them with a fixed seed (documented in `load_split` and in each
 loaded `Examples.note`):
 
