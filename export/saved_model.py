@@ -80,9 +80,9 @@ def _text_batch(rows, num_segments):
 def _tokenize(preprocessor, texts):
     import tensorflow as tf
 
-    from ptloss_tf.training.data.pipeline import _preprocess
+    from ptloss_tf.training.data.tokenization import preprocess
 
-    features = _preprocess(preprocessor, [tf.constant(list(c)) for c in texts.values()])
+    features = preprocess(preprocessor, [tf.constant(list(c)) for c in texts.values()])
     return {k: np.asarray(v, np.int32) for k, v in features.items()}
 
 

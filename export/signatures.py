@@ -80,7 +80,7 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
     >>> sorted(out), out["label"].shape.as_list()
     (['label', 'label_id', 'logits', 'probabilities'], [2])
     """
-    from ptloss_tf.training.data.pipeline import _preprocess
+    from ptloss_tf.training.data.tokenization import preprocess
 
     names = tf.constant([str(c) for c in class_names])
     text_names = text_input_names(num_segments)
@@ -95,14 +95,14 @@ def make_signatures(classifier, preprocessor, class_names, num_segments):
         )
         return _outputs(logits, names)
 
-    # Tokenised exactly as in training (`_preprocess`: int32 features; a
+    # Tokenised exactly as in training (`preprocess`: int32 features; a
     # sentence pair passed so that keras-hub does not read it as `(x, y)`).
     # Named arguments (not *args): signature input keys are argument names.
     def from_text(text):
-        return from_tokens(**_preprocess(preprocessor, (text,)))
+        return from_tokens(**preprocess(preprocessor, (text,)))
 
     def from_text_pair(text_a, text_b):
-        return from_tokens(**_preprocess(preprocessor, (text_a, text_b)))
+        return from_tokens(**preprocess(preprocessor, (text_a, text_b)))
 
     text_spec = [tf.TensorSpec([None], tf.string, name=n) for n in text_names]
     token_spec = [tf.TensorSpec([None, None], tf.int32, name=n) for n in TOKEN_INPUTS]

@@ -26,7 +26,7 @@ def load_student(path, vocabulary=None, sequence_length=None):
     import keras
     import keras_hub
 
-    from ptloss_tf.training.student import load_vocabulary, make_preprocessor
+    from ptloss_tf.training.data.tokenization import load_vocabulary, make_preprocessor
 
     path = os.fspath(path)
     if not os.path.isfile(path):

@@ -241,7 +241,7 @@ def load_task_examples(args):
                 class_names=tuple(args.class_names) if args.class_names else None,
             )
         return examples
-    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data.sources import load_split
     from ptloss_tf.training.data.tasks import get_task
 
     task = get_task(args.task)
@@ -271,7 +271,7 @@ def extra_test_splits(task_name):
 def load_extra_examples(args, split):
     """One extra split of a registered `--task` (e.g. MNLI's
     `validation_mismatched`), from the same `--source` as the others."""
-    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data.sources import load_split
     from ptloss_tf.training.data.tasks import get_task
 
     return load_split(get_task(args.task), split, source=args.source,
@@ -479,7 +479,7 @@ def _datasets(args, splits, preprocessor):
     datasets and `{split: dataset}` of the test split and any extra test
     split (MNLI's `validation_mismatched`), unbucketed so that predictions
     keep the examples' order."""
-    from ptloss_tf.training.data.pipeline import make_dataset
+    from ptloss_tf.training.data.input_pipeline import make_dataset
 
     boundaries = None if args.no_bucketing else "auto"
     # Buckets padded to their boundary: a handful of shapes, so XLA compiles

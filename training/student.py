@@ -19,42 +19,10 @@ import os
 import keras
 import keras_hub
 
+from ptloss_tf.training.data.tokenization import SPECIAL_TOKENS  # noqa: F401  (re-exported)
+from ptloss_tf.training.data.tokenization import load_vocabulary  # noqa: F401
+from ptloss_tf.training.data.tokenization import make_preprocessor
 from ptloss_tf.validation import check_positive
-
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
-
-
-def load_vocabulary(vocabulary):
-    """A wordpiece list from a list or a `vocab.txt` path (one token per line)."""
-    if isinstance(vocabulary, (list, tuple)):
-        return list(vocabulary)
-    path = str(vocabulary)
-    if os.path.isdir(path):
-        path = os.path.join(path, "vocab.txt")
-    if not os.path.exists(path):
-        raise ValueError(f"vocabulary file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        tokens = [line.rstrip("\n") for line in f if line.strip()]
-    missing = [t for t in SPECIAL_TOKENS[:4] if t not in tokens]
-    if missing:
-        raise ValueError(f"vocabulary {path} lacks the special tokens {missing}.")
-    return tokens
-
-
-def make_preprocessor(sequence_length, vocabulary=None, preset=None):
-    """`BertTextClassifierPreprocessor` from a vocabulary or a preset."""
-    if preset is not None:
-        tokenizer = keras_hub.models.BertTokenizer.from_preset(preset)
-    elif vocabulary is not None:
-        tokenizer = keras_hub.models.BertTokenizer(
-            vocabulary=load_vocabulary(vocabulary), lowercase=True
-        )
-    else:
-        raise ValueError("a student needs a `vocabulary` or a `preset`.")
-    return keras_hub.models.BertTextClassifierPreprocessor(
-        tokenizer, sequence_length=int(sequence_length)
-    )
-
 
 def _copy_first_layers(source, target, num_layers):
     for name in (
@@ -86,7 +54,7 @@ def build_classifier(
     matching `BertTextClassifierPreprocessor`.
 
     Example:
-    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+    >>> vocab = list(SPECIAL_TOKENS) + ["good", "bad"]
     >>> model, pre = build_classifier(2, sequence_length=8, vocabulary=vocab,
     ...                               num_layers=1, hidden_dim=8, num_heads=2,
     ...                               intermediate_dim=16)

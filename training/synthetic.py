@@ -78,8 +78,9 @@ import dataclasses
 
 import numpy as np
 
-#: BERT special tokens, first in `SyntheticTask.vocabulary` (ids 0..4).
-SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+# BERT special tokens come first in `SyntheticTask.vocabulary` (ids 0..4).
+from ptloss_tf.training.data.tokenization import SPECIAL_TOKENS
+
 #: Words that flip the sign of the next evidence word.
 NEGATORS = ("not", "never")
 #: Neutral function words (weight 0), used as fillers.

@@ -141,7 +141,7 @@ def predict_logits(model, examples, preprocessor, batch_size):
     """
     import tensorflow as tf
 
-    from ptloss_tf.training.data.pipeline import make_dataset
+    from ptloss_tf.training.data.input_pipeline import make_dataset
 
     dataset = make_dataset(examples, preprocessor, batch_size,
                            targets={"index": np.arange(len(examples))},
@@ -185,7 +185,7 @@ def _refuse_existing(args, splits):
 def run(args):
     import keras
 
-    from ptloss_tf.training.data.pipeline import make_dataset
+    from ptloss_tf.training.data.input_pipeline import make_dataset
     from ptloss_tf.training.student import build_classifier
     from ptloss_tf.training.teacher_outputs import TeacherOutputs
 

@@ -9,14 +9,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from ptloss_tf.training.data import examples as examples_lib
-from ptloss_tf.training.data import pipeline as pipeline_lib
+from ptloss_tf.training.data import input_pipeline as pipeline_lib
 from ptloss_tf.training.data import tasks as tasks_lib
 from ptloss_tf.training.data.examples import Examples
 from ptloss_tf.training.data.examples import load_file
-from ptloss_tf.training.data.examples import load_split
-from ptloss_tf.training.data.pipeline import make_dataset
-from ptloss_tf.training.data.pipeline import sequence_lengths
+from ptloss_tf.training.data.sources import load_split
+from ptloss_tf.training.data.input_pipeline import make_dataset
+from ptloss_tf.training.data.input_pipeline import sequence_lengths
 from ptloss_tf.training.data.tasks import TASKS
 from ptloss_tf.training.data.tasks import get_task
 
@@ -118,7 +117,7 @@ def test_sst2_local_splits(sst2_test):
     assert "dev.tsv" in sst2_test.note
     validation = load_split("sst2", "validation", source="files")
     train = load_split("sst2", "train", source="files")
-    assert len(validation) == examples_lib.SST2_HOLDOUT_SIZE == 872
+    assert len(validation) == get_task("sst2").derived_splits.size == 872
     assert len(train) + len(validation) == 67349
     assert not set(validation.ids) & set(train.ids)
     assert not set(validation.ids) & set(sst2_test.ids)  # validation != test
@@ -250,7 +249,7 @@ def test_load_file_errors(tmp_path):
         load_file(str(p), ("sentence",), "label", class_names=("negative", "positive"))
     message = str(info.value)
     assert "'maybe'" in message and str(p) in message and f"{p}:3" in message
-    with pytest.raises(ValueError, match=r"missing column 'text' \(columns: sentence, label\)"):
+    with pytest.raises(ValueError, match=r"missing column 'text' \(columns: 'sentence', 'label'\)"):
         load_file(str(p), ("text",), "label")
     with pytest.raises(FileNotFoundError, match="nope.tsv: file not found.*PTLOSS_DATA_DIR"):
         load_file(str(tmp_path / "nope.tsv"), ("sentence",), "label")

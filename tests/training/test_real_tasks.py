@@ -67,7 +67,7 @@ def test_teacher_subcommand_then_distillation_from_its_outputs(file_task):
 
 def test_bucketed_teacher_prediction_keeps_example_order(file_task):
     from ptloss_tf.training.data.examples import load_file
-    from ptloss_tf.training.data.pipeline import make_dataset
+    from ptloss_tf.training.data.input_pipeline import make_dataset
     from ptloss_tf.training.student import build_classifier
     from ptloss_tf.training.teacher import predict_logits
 
@@ -102,7 +102,7 @@ def test_teacher_file_for_the_wrong_split_is_refused(file_task, capsys):
 
 
 def test_sst2_subset_from_shared_data(tmp_path):
-    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data.sources import load_split
     from ptloss_tf.training.data.tasks import default_data_root
     from ptloss_tf.training.data.tasks import get_task
     from ptloss_tf.training.teacher_outputs import TeacherOutputs

@@ -16,7 +16,7 @@ import tensorflow_datasets as tfds
 
 from tests.training.hf_bert import write_tiny_hf_bert
 from ptloss_tf.training.cli import main
-from ptloss_tf.training.data.examples import load_split
+from ptloss_tf.training.data.sources import load_split
 from ptloss_tf.training.data.tasks import default_data_root
 from ptloss_tf.training.data.tasks import get_task
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
@@ -65,9 +65,9 @@ def glue_hidden_test_labels(monkeypatch):
     validation set gets other labels (+1 mod 3) and swapped segments: its
     metrics then differ from the matched set's, as they would for real.
     """
-    from ptloss_tf.training.data import examples as examples_module
+    from ptloss_tf.training.data import sources
 
-    original = examples_module._load_tfds
+    original = sources.load_tfds_split
 
     def load(task, split, tfds_data_dir, limit):
         loaded = original(task, split, tfds_data_dir, limit)
@@ -78,7 +78,7 @@ def glue_hidden_test_labels(monkeypatch):
             loaded.texts = loaded.texts[::-1]
         return loaded
 
-    monkeypatch.setattr(examples_module, "_load_tfds", load)
+    monkeypatch.setattr(sources, "load_tfds_split", load)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 from ptloss_tf.training.cli import main
-from ptloss_tf.training.data.examples import load_split
+from ptloss_tf.training.data.sources import load_split
 from ptloss_tf.training.data.tasks import get_task
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
 

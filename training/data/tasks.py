@@ -12,9 +12,10 @@ Field names (`text_fields`, `label_field`) are the TFDS feature names;
 `local_columns` maps them to the column names of the local files where those
 differ (MNLI's `sentence1`/`sentence2`/`gold_label`, BoolQ's `answer`).
 
-Two local layouts lack splits the experiments need; `ptloss_tf.training.data.examples`
-derives them with a fixed seed (documented in `load_split` and in each
-loaded `Examples.note`):
+Two local layouts lack splits the experiments need; their `derived_splits`
+(`HeldOutRows`, `FractionSplit`: data, not code paths) say how
+`ptloss_tf.training.data.sources.load_split` derives them from one file with
+a fixed seed (also in each loaded `Examples.note`):
 
 * SST-2: GLUE hides the test labels. `"test"` is `dev.tsv` (the test set of
   the papers) and `"validation"` 872 rows held out of `train.tsv` (seed 0),
@@ -34,12 +35,80 @@ Example:
 import dataclasses
 import os
 
+import numpy as np
+
 # Repository root: training/data/tasks.py -> training/data -> training -> repo.
 _REPO_ROOT = os.path.dirname(
     os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
 
 DATA_DIR_ENV = "PTLOSS_DATA_DIR"
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOutRows:
+    """`"validation"` is `size` rows of the training file drawn with `seed`,
+    `"train"` the other rows; other splits use their own file whole.
+
+    Example:
+    >>> derive = HeldOutRows(size=2, seed=0)
+    >>> derive.rows("validation", 5).tolist(), derive.rows("train", 5).tolist()
+    ([2, 3], [0, 1, 4])
+    >>> derive.rows("test", 5) is None
+    True
+    """
+
+    size: int
+    seed: int = 0
+
+    def rows(self, split, num_rows):
+        """Sorted row indices of `split` in its file, or None (every row)."""
+        if split not in ("train", "validation"):
+            return None
+        held = np.zeros(num_rows, dtype=bool)
+        held[np.random.default_rng(self.seed).permutation(num_rows)[:self.size]] = True
+        return np.flatnonzero(held if split == "validation" else ~held)
+
+    def note(self, task, split, file, num_rows):
+        """Where `split`'s rows come from, for `Examples.note`."""
+        if split == "validation":
+            return f"{task} validation: {self.size} rows of {file} held out with seed {self.seed}"
+        if split == "train":
+            return (f"{task} train: {file} without the {self.size} rows held out with "
+                    f"seed {self.seed} for validation")
+        return f"{task} {split}: {file}"
+
+
+@dataclasses.dataclass(frozen=True)
+class FractionSplit:
+    """`"train"`, `"validation"`, `"test"` are consecutive parts (`fractions`,
+    rounded) of one seeded permutation of a single file's rows.
+
+    Example:
+    >>> derive = FractionSplit((0.6, 0.2, 0.2), seed=0)
+    >>> sorted(sum((derive.rows(s, 10).tolist() for s in derive.SPLITS), [])) == list(range(10))
+    True
+    >>> [len(derive.rows(s, 10)) for s in derive.SPLITS]
+    [6, 2, 2]
+    """
+
+    fractions: tuple
+    seed: int = 0
+    SPLITS = ("train", "validation", "test")
+
+    def rows(self, split, num_rows):
+        perm = np.random.default_rng(self.seed).permutation(num_rows)
+        n_train = int(round(self.fractions[0] * num_rows))
+        n_val = int(round(self.fractions[1] * num_rows))
+        parts = {"train": perm[:n_train], "validation": perm[n_train:n_train + n_val],
+                 "test": perm[n_train + n_val:]}
+        return np.sort(parts[split])
+
+    def note(self, task, split, file, num_rows):
+        """Where `split`'s rows come from, for `Examples.note`."""
+        percent = "/".join(str(int(round(100 * f))) for f in self.fractions)
+        return (f"{task} {split}: {len(self.rows(split, num_rows))} of the {num_rows} rows "
+                f"of {file}, a {percent} train/validation/test split with seed {self.seed}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +128,8 @@ class TaskSpec:
         local_id_field: the local files' id column (None: row numbers).
         local_unlabeled: logical splits whose local file has no labels (GLUE
             test files).
-        derived_splits: "" (none), "sst2_holdout" or "boolq_dev_60_20_20":
-            the fixed-seed local split derivations described above.
+        derived_splits: None, or how the local layout derives splits that
+            share one file (`HeldOutRows`, `FractionSplit`).
     """
 
     name: str
@@ -73,7 +142,7 @@ class TaskSpec:
     local_columns: dict = dataclasses.field(default_factory=dict)
     local_id_field: str = None
     local_unlabeled: tuple = ()
-    derived_splits: str = ""
+    derived_splits: object = None
 
     @property
     def num_classes(self):
@@ -108,7 +177,7 @@ TASKS = {
             "validation": "glue/SST-2/train.tsv",  # 872 rows held out, seed 0
             "test": "glue/SST-2/dev.tsv",          # the papers' test set
         },
-        derived_splits="sst2_holdout",
+        derived_splits=HeldOutRows(size=872, seed=0),
     ),
     "mnli": TaskSpec(
         name="mnli",
@@ -148,7 +217,7 @@ TASKS = {
             "test": "boolq/dev.jsonl",        # 20 %
         },
         local_columns={"label": "answer"},
-        derived_splits="boolq_dev_60_20_20",
+        derived_splits=FractionSplit((0.6, 0.2, 0.2), seed=0),
     ),
     "rte": TaskSpec(
         name="rte",

@@ -32,31 +32,10 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+from ptloss_tf.training.data.tokenization import INPUT_KEYS  # noqa: F401  (re-exported)
+from ptloss_tf.training.data.tokenization import preprocess
+
 TOKENIZE_BATCH = 1024
-
-
-def _texts_structure(texts):
-    return texts[0] if len(texts) == 1 else tuple(texts)
-
-
-def _preprocess(preprocessor, texts):
-    """Calls a keras-hub preprocessor on 1 or 2 string tensors -> int32 dict.
-
-    Sentence pairs go in as `x=(first, second)` with an explicit `y=None`:
-    keras-hub 0.32 unpacks a lone 2-tuple argument as `(x, y)`, which would
-    silently drop the second segment.
-    """
-    out = preprocessor(_texts_structure(texts), y=None)
-    if isinstance(out, tuple):  # (x, y, sw) from a preprocessor given labels
-        out = out[0]
-    missing = [k for k in INPUT_KEYS if k not in out]
-    if missing:
-        raise ValueError(
-            f"the preprocessor's output lacks {missing} (keys: {sorted(out)}); "
-            "use a keras_hub BertTextClassifierPreprocessor-style preprocessor."
-        )
-    return {k: tf.cast(out[k], tf.int32) for k in INPUT_KEYS}
 
 
 # preprocessor -> {(sequence_length, num_segments): tf.function}. Tracing a
@@ -79,7 +58,7 @@ def _tokenize_fn(preprocessor, num_segments):
             ref = weakref.ref(preprocessor)
         except TypeError:
             ref = lambda: preprocessor  # noqa: E731
-        fn = tf.function(lambda *texts: _preprocess(ref(), texts), input_signature=spec)
+        fn = tf.function(lambda *texts: preprocess(ref(), texts), input_signature=spec)
         cache[key] = fn
     return fn
 
