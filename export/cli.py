@@ -112,7 +112,12 @@ def main(argv=None):
             return 0
         return _verify(version_dir)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"ptloss-export: error: {e}", file=sys.stderr)
+        from ptloss_tf.training.config import cli_message
+
+        # The library names its arguments in backticks; say the flags instead.
+        flags = {a.dest for p in (export_parser(), verify_parser(), predict_parser())
+                 for a in p._actions}
+        print(f"ptloss-export: error: {cli_message(e, flags)}", file=sys.stderr)
         return 2
 
 

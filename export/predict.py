@@ -43,9 +43,9 @@ def predict_file(version_dir, input_path, output_path, text_fields=None, id_fiel
                                         else ("premise", "hypothesis")))
     if len(text_fields) != num_segments:
         raise ValueError(f"the model takes {num_segments} text input(s) "
-                         f"{metadata['text_inputs']}, got --text-fields {list(text_fields)}.")
+                         f"{metadata['text_inputs']}, got `text_fields` {list(text_fields)}.")
     if os.path.lexists(output_path) and not overwrite:
-        raise FileExistsError(f"{output_path} exists; pass --overwrite to replace it.")
+        raise FileExistsError(f"{output_path} exists; pass `overwrite` to replace it.")
     examples = load_file(input_path, text_fields, id_field=id_field)
     serving = tf.saved_model.load(version_dir).signatures["serving_default"]
     logits, start = [], time.time()

@@ -27,7 +27,9 @@ import numpy as np
 from ptloss_tf.export import metadata as md
 from ptloss_tf.export.models_config import write_models_config
 from ptloss_tf.export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT, make_signatures, text_input_names
-from ptloss_tf.training.synthetic import softmax
+from ptloss_tf.export.student import keras_logits
+from ptloss_tf.export.student import tokenize
+from ptloss_tf.probabilities import softmax
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -48,10 +50,10 @@ def next_version(model_dir):
 
 def _prepare_model_dir(base_path, name, version):
     if not _NAME.match(name or ""):
-        raise ValueError(f"--name {name!r}: use letters, digits, '_', '-', '.'.")
+        raise ValueError(f"`name` {name!r}: use letters, digits, '_', '-', '.'.")
     base_path = os.path.abspath(base_path)
     if os.path.exists(base_path) and not os.path.isdir(base_path):
-        raise ValueError(f"--base-path {base_path} is a file, not a directory.")
+        raise ValueError(f"`base_path` {base_path} is a file, not a directory.")
     model_dir = os.path.join(base_path, name)
     try:
         os.makedirs(model_dir, exist_ok=True)
@@ -63,11 +65,11 @@ def _prepare_model_dir(base_path, name, version):
         version = next_version(model_dir)
     version = int(version)
     if version < 1:
-        raise ValueError(f"--version must be a positive integer, got {version}.")
+        raise ValueError(f"`version` must be a positive integer, got {version}.")
     if os.path.exists(os.path.join(model_dir, str(version))):
         raise FileExistsError(
             f"{os.path.join(model_dir, str(version))} already exists; exports never "
-            "overwrite a version (omit --version for the next free one)."
+            "overwrite a version (omit `version` for the next free one)."
         )
     return model_dir, version
 
@@ -75,25 +77,6 @@ def _prepare_model_dir(base_path, name, version):
 def _text_batch(rows, num_segments):
     return {name: np.asarray([row[i] for row in rows], dtype=object)
             for i, name in enumerate(text_input_names(num_segments))}
-
-
-def _tokenize(preprocessor, texts):
-    import tensorflow as tf
-
-    from ptloss_tf.training.data.tokenization import preprocess
-
-    features = preprocess(preprocessor, [tf.constant(list(c)) for c in texts.values()])
-    return {k: np.asarray(v, np.int32) for k, v in features.items()}
-
-
-def _keras_logits(classifier, tokens, batch_size=64):
-    # Called directly: `Task.predict` would run the attached preprocessor
-    # on these already tokenised features.
-    features = dict(tokens, padding_mask=tokens["padding_mask"].astype(bool))
-    size = len(features["token_ids"])
-    chunks = [classifier({k: v[i:i + batch_size] for k, v in features.items()}, training=False)
-              for i in range(0, size, batch_size)]
-    return np.concatenate([np.asarray(c, np.float64) for c in chunks])
 
 
 def _custom_ops(saved_model_dir):
@@ -140,7 +123,8 @@ def export_student(student_path, base_path, name, version=None, class_names=None
     Example:
     >>> import tempfile, os
     >>> from ptloss_tf.training.student import build_classifier
-    >>> vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+    >>> from ptloss_tf.training.data.tokenization import SPECIAL_TOKENS
+    >>> vocab = list(SPECIAL_TOKENS) + ["good", "bad"]
     >>> model, pre = build_classifier(2, sequence_length=8, vocabulary=vocab,
     ...     num_layers=1, hidden_dim=8, num_heads=2, intermediate_dim=16)
     >>> model.preprocessor = pre
@@ -163,15 +147,15 @@ def export_student(student_path, base_path, name, version=None, class_names=None
     names = info["class_names"]
     if not names:
         raise ValueError(f"{student_path} is not inside a ptloss-distill run directory; "
-                         "pass --class-names.")
+                         "pass `class_names`.")
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names {names} for a student with "
                          f"{num_classes} outputs.")
     model_dir, version = _prepare_model_dir(base_path, name, version)
 
     texts = _text_batch(info["samples"], info["num_segments"])
-    tokens = _tokenize(preprocessor, texts)
-    logits = _keras_logits(classifier, tokens)
+    tokens = tokenize(preprocessor, texts)
+    logits = keras_logits(classifier, tokens)
     vocab = list(preprocessor.tokenizer.get_vocabulary())
 
     partial = tempfile.mkdtemp(prefix=f".partial-{version}-", dir=model_dir)

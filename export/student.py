@@ -1,7 +1,11 @@
-"""Loading the student to export and checking that it is exportable."""
+"""Loading the student to export, checking that it is exportable, and its
+reference outputs (tokens and Keras logits) that the export is verified
+against."""
 
 import os
 import zipfile
+
+import numpy as np
 
 
 def load_student(path, vocabulary=None, sequence_length=None):
@@ -47,16 +51,16 @@ def load_student(path, vocabulary=None, sequence_length=None):
         tokens = load_vocabulary(vocabulary)
         if preprocessor is not None and preprocessor.tokenizer.get_vocabulary() != tokens:
             raise ValueError(
-                f"--vocabulary {vocabulary} differs from the vocabulary saved in {path}."
+                f"`vocabulary` {vocabulary} differs from the vocabulary saved in {path}."
             )
         if preprocessor is None:
             if not sequence_length:
-                raise ValueError("a student without preprocessor needs --sequence-length.")
+                raise ValueError("a student without preprocessor needs `sequence_length`.")
             preprocessor = make_preprocessor(sequence_length, vocabulary=tokens)
     if preprocessor is None:
         raise ValueError(
-            f"{path} was saved without a preprocessor; pass --vocabulary VOCAB.txt "
-            "and --sequence-length N (the ones it was trained with)."
+            f"{path} was saved without a preprocessor; pass `vocabulary` (a vocab.txt) "
+            "and `sequence_length` (the ones it was trained with)."
         )
     if sequence_length and int(sequence_length) != preprocessor.sequence_length:
         preprocessor.sequence_length = int(sequence_length)
@@ -79,3 +83,24 @@ def check_compatible(classifier, preprocessor):
             f"sequence length {preprocessor.sequence_length} exceeds the student's "
             f"{max_length} position embeddings."
         )
+
+
+def tokenize(preprocessor, texts):
+    """`{input: int32 [N, L]}` of `{text input name: [N] str}` (as training tokenises)."""
+    import tensorflow as tf
+
+    from ptloss_tf.training.data.tokenization import preprocess
+
+    features = preprocess(preprocessor, [tf.constant(list(c)) for c in texts.values()])
+    return {k: np.asarray(v, np.int32) for k, v in features.items()}
+
+
+def keras_logits(classifier, tokens, batch_size=64):
+    """float64 `[N, K]` logits of the Keras classifier on tokenised inputs."""
+    # Called directly: `Task.predict` would run the attached preprocessor
+    # on these already tokenised features.
+    features = dict(tokens, padding_mask=tokens["padding_mask"].astype(bool))
+    size = len(features["token_ids"])
+    chunks = [classifier({k: v[i:i + batch_size] for k, v in features.items()}, training=False)
+              for i in range(0, size, batch_size)]
+    return np.concatenate([np.asarray(c, np.float64) for c in chunks])

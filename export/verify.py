@@ -55,12 +55,12 @@ class VerificationReport:
 
 
 def _keras_reference(student_path, tokens):
-    from ptloss_tf.export.saved_model import _keras_logits
+    from ptloss_tf.export.student import keras_logits
     from ptloss_tf.export.student import load_student
-    from ptloss_tf.training.synthetic import softmax
+    from ptloss_tf.probabilities import softmax
 
     classifier, _ = load_student(student_path)
-    return softmax(_keras_logits(classifier, {k: np.asarray(v, np.int32)
+    return softmax(keras_logits(classifier, {k: np.asarray(v, np.int32)
                                               for k, v in tokens.items()}))
 
 

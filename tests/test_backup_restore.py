@@ -1,6 +1,6 @@
 """Fault tolerance: SIGKILL a Distiller run mid-epoch, rerun, it resumes.
 
-tests/backup_restore_worker.py trains with
+tests/helpers/backup_restore_worker.py trains with
 `keras.callbacks.BackupAndRestore(save_freq=3)` (steps) and logs progress; the
 test kills it with SIGKILL in the middle of epoch 1, runs the very same
 command again and checks that the second run resumes from the backup (not
@@ -29,10 +29,12 @@ import time
 import numpy as np
 import pytest
 
-from tests import backup_restore_worker as worker
+from tests.helpers import backup_restore_worker as worker
+
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HELPER = os.path.join(ROOT, "tests", "backup_restore_worker.py")
+HELPER = os.path.join(ROOT, "tests", "helpers", "backup_restore_worker.py")
 SLEEP_S = 0.08  # per step, so the kill lands mid-epoch
 KILL_AT_ITERATION = 14  # epoch 1, batch 3 (10 steps per epoch)
 RUN_TIMEOUT_S = 60

@@ -9,7 +9,8 @@ from scipy.special import log_softmax
 from scipy.special import softmax
 
 import ptloss_tf
-from tests import reference
+from tests.helpers import reference
+from tests.helpers import vocabulary
 
 NUM_CLASSES = 3
 ETA = np.array([[1.5, -0.5, 0.5], [2.0, 0.3, -0.4]])
@@ -179,7 +180,7 @@ def _tiny_bert(seed=0, vocabulary_size=60):
 
 
 def _bert_dataset(rng, n=32, batch=8):
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(55)]
+    vocab = vocabulary(f"w{i}" for i in range(55))
     tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocab)
     preprocessor = keras_hub.models.BertTextClassifierPreprocessor(
         tokenizer, sequence_length=16

@@ -10,7 +10,7 @@ from scipy.special import xlogy
 
 import ptloss_tf
 from ptloss_tf import losses
-from tests import reference
+from tests.helpers import reference
 
 
 def _data(rng, batch=16, num_classes=3, scale=3.0):

@@ -1,6 +1,6 @@
 """Two-worker `MultiWorkerMirroredStrategy` training on loopback.
 
-Two processes (tests/multi_worker_worker.py) form a cluster through
+Two processes (tests/helpers/multi_worker_worker.py) form a cluster through
 `TF_CONFIG`, each trains the same Distiller on its half of every global batch
 (AutoShardPolicy.DATA, see the helper's docstring), and the test checks that
 both end with the same weights, equal to one process training on the global
@@ -17,10 +17,12 @@ import time
 import numpy as np
 import pytest
 
-from tests import multi_worker_worker as worker
+from tests.helpers import multi_worker_worker as worker
+
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-HELPER = os.path.join(ROOT, "tests", "multi_worker_worker.py")
+HELPER = os.path.join(ROOT, "tests", "helpers", "multi_worker_worker.py")
 TIMEOUT_S = 75
 
 

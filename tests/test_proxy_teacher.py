@@ -3,7 +3,7 @@ import pytest
 from scipy import optimize
 
 import ptloss_tf
-from tests import reference
+from tests.helpers import reference
 
 
 def _convex_eta(rng, order, num_classes, high=10.0):

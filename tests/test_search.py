@@ -5,7 +5,7 @@ import pytest
 
 import ptloss_tf
 from ptloss_tf.search import coefficient_box
-from tests import reference
+from tests.helpers import reference
 
 
 def _numpy_deviation(q, y):

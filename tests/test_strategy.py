@@ -197,6 +197,7 @@ def subprocess_results():
     return _run_script(_SUBPROCESS_SCRIPT)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus(subprocess_results):
     out = subprocess_results
     assert out["type"] == "MirroredStrategy"
@@ -232,6 +233,7 @@ def test_tpu_without_a_tpu_autodetect(monkeypatch):
     assert info.value.__cause__ is None and info.value.__suppress_context__
 
 
+@pytest.mark.slow
 def test_tpu_local_without_a_tpu(subprocess_results):
     if subprocess_results["has_tpu"]:
         pytest.skip("a TPU is attached")

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import ptloss_tf
-from tests import reference
+from tests.helpers import reference
 
 
 def _data(rng, batch=16, num_classes=3):

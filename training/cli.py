@@ -20,7 +20,7 @@ def import_teacher_main(argv):
     parser.add_argument("--class-names", nargs="+", default=None)
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    from ptloss_tf.training.teacher_outputs import import_table
+    from ptloss_tf.training.teacher_import import import_table
 
     outputs = import_table(
         args.input, split=args.split, teacher=args.teacher, id_column=args.id_column,
@@ -43,11 +43,13 @@ def main(argv=None):
             teacher_main(argv[1:])
             return 0
         from ptloss_tf.training.config import parse_args
-        from ptloss_tf.training.pipeline import run
+        from ptloss_tf.training.distill import run
 
         run(parse_args(argv))
     except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"ptloss-distill: error: {e}", file=sys.stderr)
+        from ptloss_tf.training.config import cli_message
+
+        print(f"ptloss-distill: error: {cli_message(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("ptloss-distill: interrupted; rerun the same command to resume.",

@@ -1,15 +1,157 @@
-"""Command-line flags and config files of `ptloss-distill`.
+"""The options of `ptloss-distill`: `DistillConfig`, parsed once.
 
 Every flag has a config-file key of the same name with `_` for `-` (YAML or
-JSON; flags given on the command line override the file).
+JSON). Precedence: flags given on the command line, then the `--config`
+file, then `DistillConfig`'s defaults (the parser takes its defaults from
+the dataclass, so the two cannot drift apart).
+
+The stages of `ptloss_tf.training.distill` take a `DistillConfig`, never an
+argparse `Namespace`. Library functions name their own arguments in errors,
+in backticks (`` `init_from_layers` ``); `cli_message` turns those names
+into the flags a CLI user types.
+
+Example:
+>>> config = parse_args(["--epochs", "3", "--loss", "kl"])
+>>> config.epochs, config.loss, config.task
+(3, ('kl',), 'synthetic')
+>>> config.replace(seed=4).seed
+4
+>>> cli_message("`init_from_layers` must lie in [1, 6]")
+'--init-from-layers must lie in [1, 6]'
 """
 
 import argparse
+import dataclasses
 import json
 import os
+import re
 
-LOSSES = ("ptloss", "kl", "temperature", "label_smoothing", "focal", "ptloss_random")
+from ptloss_tf.training.methods import METHODS
+
 TASKS = ("synthetic", "sst2", "mnli", "boolq", "rte", "file")
+#: Deprecated name of `methods.METHODS`.
+LOSSES = METHODS
+
+
+@dataclasses.dataclass(frozen=True)
+class DistillConfig:
+    """Every option of one `ptloss-distill` run (see `--help` for each).
+
+    Field names are the flags' names with `_` for `-`; `asdict(config)` is
+    the `config` object of `report.json`.
+    """
+
+    config: str = None
+    # task and data
+    task: str = "synthetic"
+    source: str = "auto"
+    data_root: str = None
+    tfds_data_dir: str = None
+    train_file: str = None
+    validation_file: str = None
+    test_file: str = None
+    text_fields: tuple = ("sentence",)
+    label_field: str = "label"
+    class_names: tuple = None
+    max_train_examples: int = None
+    # synthetic task
+    synthetic_train: int = 4000
+    synthetic_validation: int = 1000
+    synthetic_test: int = 2000
+    synthetic_classes: int = 2
+    overconfidence: float = 2.5
+    prior_shift: float = 0.0
+    teacher_noise: float = 0.0
+    # teacher outputs
+    teacher_outputs: str = None
+    # PTLoss coefficients
+    order: int = 5
+    candidates: int = 100
+    criterion: str = "brier"
+    coefficients: str = None
+    search_seed: int = 0
+    # student
+    preset: str = None
+    vocabulary: str = None
+    init_from_layers: int = None
+    student_layers: int = 2
+    hidden: int = 64
+    heads: int = 2
+    intermediate: int = 128
+    dropout: float = 0.1
+    sequence_length: int = None
+    # distillation
+    loss: tuple = ("kl", "ptloss")
+    epochs: int = 4
+    batch_size: int = 32
+    learning_rate: float = None
+    student_loss_weight: float = 0.0
+    temperature: float = 2.0
+    smoothing: float = 0.1
+    focal_tau: float = 2.0
+    early_stopping_patience: int = 2
+    seed: int = 0
+    no_bucketing: bool = False
+    # hardware
+    strategy: str = "default"
+    tpu: str = None
+    mixed_precision: str = None
+    no_xla: bool = False
+    steps_per_execution: int = 1
+    # output
+    output_dir: str = None
+    overwrite: bool = False
+    verbose: int = 2
+
+    def __post_init__(self):
+        for name in ("text_fields", "class_names", "loss"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
+
+    @classmethod
+    def from_namespace(cls, namespace):
+        """The config of a parsed `argparse.Namespace` (unknown keys refused)."""
+        return cls(**vars(namespace))
+
+    def replace(self, **changes):
+        """A copy with `changes` (`dataclasses.replace`)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self):
+        """Plain JSON-ready values (tuples as lists), in field order."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @property
+    def default_sequence_length(self):
+        """`sequence_length`, else 32 for the synthetic task and 128 otherwise."""
+        return self.sequence_length or (32 if self.task == "synthetic" else 128)
+
+
+DEFAULTS = DistillConfig()
+
+
+def flag(name):
+    """The command-line flag of a config field: `flag("init_from_layers")`
+    is `"--init-from-layers"`."""
+    return "--" + name.replace("_", "-")
+
+
+def cli_message(message, fields=None):
+    """`message` with each backticked config field name replaced by its flag."""
+    fields = fields or {f.name for f in dataclasses.fields(DistillConfig)}
+    return re.sub(r"`(\w+)`", lambda m: flag(m.group(1)) if m.group(1) in fields
+                  else m.group(0), str(message))
+
+
+def _add(group, *flags, **kwargs):
+    """`add_argument` with the default taken from `DistillConfig`."""
+    dest = kwargs.get("dest") or flags[0].lstrip("-").replace("-", "_")
+    kwargs.setdefault("default", getattr(DEFAULTS, dest))
+    if isinstance(kwargs["default"], tuple):
+        kwargs["default"] = list(kwargs["default"])
+    return group.add_argument(*flags, **kwargs)
 
 
 def build_parser():
@@ -28,100 +170,100 @@ def build_parser():
     parser.add_argument("--config", help="YAML or JSON file of option values (flags override it)")
 
     g = parser.add_argument_group("task and data")
-    g.add_argument("--task", default="synthetic", choices=TASKS)
-    g.add_argument("--source", default="auto", choices=("auto", "tfds", "files"),
-                   help="real tasks: TFDS (users with internet) or the local GLUE/BoolQ files")
-    g.add_argument("--data-root", default=None,
-                   help="local data root (default: $PTLOSS_DATA_DIR or ../shared/data)")
-    g.add_argument("--tfds-data-dir", default=None)
-    g.add_argument("--train-file", default=None, help="--task file: TSV/JSONL training data")
-    g.add_argument("--validation-file", default=None)
-    g.add_argument("--test-file", default=None)
-    g.add_argument("--text-fields", nargs="+", default=["sentence"],
-                   help="--task file: one field, or two for sentence pairs")
-    g.add_argument("--label-field", default="label")
-    g.add_argument("--class-names", nargs="+", default=None)
-    g.add_argument("--max-train-examples", type=int, default=None,
-                   help="train the students on N training rows drawn with --seed (where "
-                        "test labels are hidden: N of the rows not held out for the "
-                        "coefficient search). train.jsonl must cover the whole training "
-                        "split, or exactly the rows `ptloss-distill teacher "
-                        "--max-train-examples N` wrote with the same N and --seed")
+    _add(g, "--task", choices=TASKS)
+    _add(g, "--source", choices=("auto", "tfds", "files"),
+            help="real tasks: TFDS (users with internet) or the local GLUE/BoolQ files")
+    _add(g, "--data-root",
+            help="local data root (default: $PTLOSS_DATA_DIR or ../shared/data)")
+    _add(g, "--tfds-data-dir")
+    _add(g, "--train-file", help="--task file: TSV/JSONL training data")
+    _add(g, "--validation-file")
+    _add(g, "--test-file")
+    _add(g, "--text-fields", nargs="+",
+            help="--task file: one field, or two for sentence pairs")
+    _add(g, "--label-field")
+    _add(g, "--class-names", nargs="+")
+    _add(g, "--max-train-examples", type=int,
+            help="train the students on N training rows drawn with --seed (where "
+                 "test labels are hidden: N of the rows not held out for the "
+                 "coefficient search). train.jsonl must cover the whole training "
+                 "split, or exactly the rows `ptloss-distill teacher "
+                 "--max-train-examples N` wrote with the same N and --seed")
 
     g = parser.add_argument_group("synthetic task (the embedded default)")
-    g.add_argument("--synthetic-train", type=int, default=4000)
-    g.add_argument("--synthetic-validation", type=int, default=1000)
-    g.add_argument("--synthetic-test", type=int, default=2000)
-    g.add_argument("--synthetic-classes", type=int, default=2)
-    g.add_argument("--overconfidence", type=float, default=2.5,
-                   help="teacher logits = overconfidence * true logits (+ shift, noise)")
-    g.add_argument("--prior-shift", type=float, default=0.0)
-    g.add_argument("--teacher-noise", type=float, default=0.0)
+    _add(g, "--synthetic-train", type=int)
+    _add(g, "--synthetic-validation", type=int)
+    _add(g, "--synthetic-test", type=int)
+    _add(g, "--synthetic-classes", type=int)
+    _add(g, "--overconfidence", type=float,
+            help="teacher logits = overconfidence * true logits (+ shift, noise)")
+    _add(g, "--prior-shift", type=float)
+    _add(g, "--teacher-noise", type=float)
 
     g = parser.add_argument_group("teacher outputs")
-    g.add_argument("--teacher-outputs", default=None,
-                   help="directory with train.jsonl / validation.jsonl / test.jsonl in the "
-                        "teacher-outputs format (see `import-teacher`); for --task mnli "
-                        "also validation_mismatched.jsonl to evaluate on MNLI's "
-                        "mismatched validation set (skipped, with a note, without it)")
+    _add(g, "--teacher-outputs",
+            help="directory with train.jsonl / validation.jsonl / test.jsonl in the "
+                 "teacher-outputs format (see `import-teacher`); for --task mnli "
+                 "also validation_mismatched.jsonl to evaluate on MNLI's "
+                 "mismatched validation set (skipped, with a note, without it)")
 
     g = parser.add_argument_group("PTLoss coefficients (Proxy Teacher search)")
-    g.add_argument("--order", type=int, default=5)
-    g.add_argument("--candidates", type=int, default=100)
-    g.add_argument("--criterion", default="brier", choices=("brier", "nll", "deviation"),
-                   help="how the Proxy Teacher search scores candidates: brier (default) / "
-                        "nll = proper scoring rules of the proxy teacher against the labels "
-                        "(MATH.md 3b); deviation = the paper's Eq. 21. brier is the default "
-                        "because its students were better and its proxy teachers closer to "
-                        "p* in docs/RESULTS.md")
-    g.add_argument("--coefficients", default=None, help="reuse a saved coefficients.json")
-    g.add_argument("--search-seed", type=int, default=0)
+    _add(g, "--order", type=int)
+    _add(g, "--candidates", type=int)
+    _add(g, "--criterion", choices=("brier", "nll", "deviation"),
+            help="how the Proxy Teacher search scores candidates: brier (default) / "
+                 "nll = proper scoring rules of the proxy teacher against the labels "
+                 "(MATH.md 3b); deviation = the paper's Eq. 21. brier is the default "
+                 "because its students were better and its proxy teachers closer to "
+                 "p* in docs/RESULTS.md")
+    _add(g, "--coefficients", help="reuse a saved coefficients.json")
+    _add(g, "--search-seed", type=int)
 
     g = parser.add_argument_group("student")
-    g.add_argument("--preset", default=None,
-                   help="keras-hub preset name or local keras-hub / HuggingFace BERT folder")
-    g.add_argument("--vocabulary", default=None, help="vocab.txt for a student from scratch")
-    g.add_argument("--init-from-layers", type=int, default=None,
-                   help="with --preset: keep the first N transformer layers")
-    g.add_argument("--student-layers", type=int, default=2)
-    g.add_argument("--hidden", type=int, default=64)
-    g.add_argument("--heads", type=int, default=2)
-    g.add_argument("--intermediate", type=int, default=128)
-    g.add_argument("--dropout", type=float, default=0.1)
-    g.add_argument("--sequence-length", type=int, default=None,
-                   help="max tokens (default 32 synthetic, 128 real tasks)")
+    _add(g, "--preset",
+            help="keras-hub preset name or local keras-hub / HuggingFace BERT folder")
+    _add(g, "--vocabulary", help="vocab.txt for a student from scratch")
+    _add(g, "--init-from-layers", type=int,
+            help="with --preset: keep the first N transformer layers")
+    _add(g, "--student-layers", type=int)
+    _add(g, "--hidden", type=int)
+    _add(g, "--heads", type=int)
+    _add(g, "--intermediate", type=int)
+    _add(g, "--dropout", type=float)
+    _add(g, "--sequence-length", type=int,
+            help="max tokens (default 32 synthetic, 128 real tasks)")
 
     g = parser.add_argument_group("distillation")
-    g.add_argument("--loss", nargs="+", default=["kl", "ptloss"], choices=LOSSES,
-                   help="one or several methods (a comparison run)")
-    g.add_argument("--epochs", type=int, default=4)
-    g.add_argument("--batch-size", type=int, default=32)
-    g.add_argument("--learning-rate", type=float, default=None,
-                   help="default 2e-3 for a student from scratch, 5e-5 with --preset")
-    g.add_argument("--student-loss-weight", type=float, default=0.0)
-    g.add_argument("--temperature", type=float, default=2.0, help="--loss temperature")
-    g.add_argument("--smoothing", type=float, default=0.1, help="--loss label_smoothing")
-    g.add_argument("--focal-tau", type=float, default=2.0, help="--loss focal")
-    g.add_argument("--early-stopping-patience", type=int, default=2)
-    g.add_argument("--seed", type=int, default=0,
-                   help="initialisation, shuffling and --max-train-examples subsample seed")
-    g.add_argument("--no-bucketing", action="store_true",
-                   help="pad every batch to --sequence-length instead of length buckets")
+    _add(g, "--loss", nargs="+", choices=METHODS,
+            help="one or several methods (a comparison run)")
+    _add(g, "--epochs", type=int)
+    _add(g, "--batch-size", type=int)
+    _add(g, "--learning-rate", type=float,
+            help="default 2e-3 for a student from scratch, 5e-5 with --preset")
+    _add(g, "--student-loss-weight", type=float)
+    _add(g, "--temperature", type=float, help="--loss temperature")
+    _add(g, "--smoothing", type=float, help="--loss label_smoothing")
+    _add(g, "--focal-tau", type=float, help="--loss focal")
+    _add(g, "--early-stopping-patience", type=int)
+    _add(g, "--seed", type=int,
+            help="initialisation, shuffling and --max-train-examples subsample seed")
+    _add(g, "--no-bucketing", action="store_true",
+            help="pad every batch to --sequence-length instead of length buckets")
 
     g = parser.add_argument_group("hardware")
-    g.add_argument("--strategy", default="default",
-                   choices=("default", "mirrored", "multi_worker", "tpu"))
-    g.add_argument("--tpu", default=None, help="TPU name, grpc:// address or 'local'")
-    g.add_argument("--mixed-precision", default=None, choices=("bfloat16", "float16"))
-    g.add_argument("--no-xla", action="store_true", help="jit_compile=False")
-    g.add_argument("--steps-per-execution", type=int, default=1)
+    _add(g, "--strategy",
+            choices=("default", "mirrored", "multi_worker", "tpu"))
+    _add(g, "--tpu", help="TPU name, grpc:// address or 'local'")
+    _add(g, "--mixed-precision", choices=("bfloat16", "float16"))
+    _add(g, "--no-xla", action="store_true", help="jit_compile=False")
+    _add(g, "--steps-per-execution", type=int)
 
     g = parser.add_argument_group("output")
-    g.add_argument("--output-dir", default=None, help="default runs/<timestamp>")
-    g.add_argument("--overwrite", action="store_true",
-                   help="replace a finished run in --output-dir (never needed to resume)")
-    g.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2),
-                   help="Keras progress: 0 silent, 1 bars, 2 one line per epoch")
+    _add(g, "--output-dir", help="default runs/<timestamp>")
+    _add(g, "--overwrite", action="store_true",
+            help="replace a finished run in --output-dir (never needed to resume)")
+    _add(g, "--verbose", type=int, choices=(0, 1, 2),
+            help="Keras progress: 0 silent, 1 bars, 2 one line per epoch")
     return parser
 
 
@@ -145,7 +287,8 @@ def load_config_file(path):
 
 
 def parse_args(argv=None):
-    """Flags override the `--config` file, which overrides the defaults."""
+    """The `DistillConfig` of `argv`: flags override the `--config` file,
+    which overrides the defaults."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.config:
@@ -157,4 +300,4 @@ def parse_args(argv=None):
         defaults = {k.replace("-", "_"): v for k, v in values.items()}
         parser.set_defaults(**defaults)
         args = parser.parse_args(argv)
-    return args
+    return DistillConfig.from_namespace(args)

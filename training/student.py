@@ -73,7 +73,7 @@ def build_classifier(
             n = int(init_from_layers)
             if not 1 <= n <= pretrained.num_layers:
                 raise ValueError(
-                    f"--init-from-layers must lie in [1, {pretrained.num_layers}] "
+                    f"`init_from_layers` must lie in [1, {pretrained.num_layers}] "
                     f"for preset {preset}, got {n}."
                 )
             backbone = keras_hub.models.BertBackbone(
@@ -91,7 +91,7 @@ def build_classifier(
             backbone = pretrained
     else:
         if init_from_layers:
-            raise ValueError("--init-from-layers needs a pretrained --preset.")
+            raise ValueError("`init_from_layers` needs a pretrained `preset`.")
         preprocessor = make_preprocessor(sequence_length, vocabulary=vocabulary)
         backbone = keras_hub.models.BertBackbone(
             vocabulary_size=preprocessor.tokenizer.vocabulary_size(),

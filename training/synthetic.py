@@ -7,57 +7,8 @@ text, and a teacher that is a *controlled* distortion of it. The gap between
 the teacher and `p*` (and whether a PTLoss Proxy Teacher closes it, see
 `../shared/docs/MATH.md`) can therefore be measured exactly.
 
-The generative model
---------------------
-Vocabulary (all lowercase, letters only; whole words, so a keras-hub
-`BertTokenizer(vocabulary=task.vocabulary)` maps every word to exactly one
-token id):
-
-- negators: `"not"`, `"never"`;
-- function words: `"the"`, `"a"`, `"and"`, ... (neutral fillers);
-- pseudo-words such as `"blorf"`: `evidence_words_per_class * num_classes` of
-  them are *evidence words*, the rest are neutral fillers.
-
-Each evidence word `e` supports one class `c(e)` with a strength
-`s(e) ~ Uniform(strength_low, strength_high)`; its weight vector over the
-classes is centred, `w_e[k] = s(e) * ([k == c(e)] - 1/K)`, so negating it
-moves probability mass from `c(e)` to all other classes.
-
-The rule (this is the definition of `p*`; `true_logits` implements it):
-
-    logits(x) = prior_logits + sum over evidence words e at positions i of x:
-                               (-1)^(number of negators since the previous
-                                     evidence word, or since the start) * w_e
-    p*(y|x)   = softmax(logits(x))
-
-So a negator flips the sign of the *next* evidence word to its right, possibly
-across neutral fillers; two negators before the same evidence word cancel; a
-negator with no evidence word after it has no effect; all other words have
-weight 0.
-
-Sentences: a length `L ~ Uniform{min_length..max_length}` (4..20 words); a
-number of evidence words drawn from `evidence_count_probs` (for 0, 1, 2, 3
-words; at most `L // 2`); each evidence word is preceded, with probability
-`negation_rate`, by a negator, either directly (`"not blorf"`) or with one
-filler in between (`"never the blorf"`); the remaining slots are fillers
-(neutral pseudo-words, or function words with probability
-`function_word_rate`). Labels are sampled from `p*`.
-
-The teacher (fixed per example, deterministic given the seed):
-
-    teacher_logits = overconfidence * logits(x)
-                     + prior_shift * onehot(prior_shift_class)
-                     + noise * z,      z ~ N(0, I_K) per example
-    teacher_probs  = softmax(teacher_logits)
-
-`overconfidence > 1` is a temperature `< 1` (sharper than `p*`), `prior_shift`
-favours one class, `noise` is per-example miscalibration. With
-`overconfidence=1, prior_shift=0, noise=0` the teacher is exactly `p*`.
-
-Random streams are separate per purpose and per split (vocabulary and weights;
-per split: sentences, labels, teacher noise), so for one `seed` the sentences
-and labels do not change when the teacher's bias parameters or the other
-splits' sizes change: a sweep over teacher biases compares like with like.
+The generative model (vocabulary, sentences, the rule defining `p*` and the
+teacher's distortions) is in `synthetic_text`'s docstring.
 
 Example:
 >>> task = make_synthetic_task(num_train=50, num_validation=20, num_test=20)
@@ -78,26 +29,16 @@ import dataclasses
 
 import numpy as np
 
-# BERT special tokens come first in `SyntheticTask.vocabulary` (ids 0..4).
+from ptloss_tf.probabilities import softmax  # noqa: F401  (re-exported)
 from ptloss_tf.training.data.tokenization import SPECIAL_TOKENS
+from ptloss_tf.training.synthetic_text import FUNCTION_WORDS
+from ptloss_tf.training.synthetic_text import GENERATOR_VERSION
+from ptloss_tf.training.synthetic_text import NEGATORS
+from ptloss_tf.training.synthetic_text import make_sentences
+from ptloss_tf.training.synthetic_text import pseudo_words
+from ptloss_tf.training.synthetic_text import true_logits
+from ptloss_tf.training.synthetic_text import true_probabilities  # noqa: F401
 
-#: Words that flip the sign of the next evidence word.
-NEGATORS = ("not", "never")
-#: Neutral function words (weight 0), used as fillers.
-FUNCTION_WORDS = (
-    "the", "a", "and", "of", "it", "was", "this", "that", "with", "is",
-    "but", "so", "as", "in", "on",
-)
-#: The generator's version, recorded in `config` (bump if the output changes).
-GENERATOR_VERSION = 1
-
-_ONSETS = (
-    "b", "bl", "br", "d", "dr", "f", "fl", "fr", "g", "gl", "gr", "k", "kl",
-    "kr", "m", "n", "p", "pl", "pr", "sk", "sl", "sn", "sp", "st", "t", "tr",
-    "v", "z", "zw", "j",
-)
-_VOWELS = ("a", "e", "i", "o", "u", "oo", "ai", "ee", "ou")
-_CODAS = ("", "f", "g", "k", "m", "n", "p", "rf", "rk", "sh", "t", "x", "z", "nd", "mp")
 # Stream ids for `np.random.default_rng([seed, split, purpose])`.
 _SPLITS = {"train": 1, "validation": 2, "test": 3}
 _VOCAB_STREAM = 0
@@ -169,112 +110,6 @@ class SyntheticTask:
     def splits(self):
         """`{"train": ..., "validation": ..., "test": ...}`."""
         return {"train": self.train, "validation": self.validation, "test": self.test}
-
-
-def softmax(logits):
-    """Numerically stable softmax over the last axis (float64)."""
-    z = np.asarray(logits, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def true_logits(texts, config):
-    """The true logits `log p*(y|x) + const` of each text, by the module's rule.
-
-    Args:
-        texts: iterable of whitespace-separated sentences.
-        config: `SyntheticTask.config` (uses `evidence_weights`, `negators`,
-            `prior_logits`).
-
-    Returns:
-        `[N, K]` float64.
-
-    Example (a hand-made config, binary, one evidence word of strength 2):
-    >>> cfg = {"evidence_weights": {"blorf": [-1.0, 1.0]},
-    ...        "negators": ["not", "never"], "prior_logits": [0.0, 0.5]}
-    >>> true_logits(["the blorf", "not the blorf", "not not blorf", "blorf not"], cfg).tolist()
-    [[-1.0, 1.5], [1.0, -0.5], [-1.0, 1.5], [-1.0, 1.5]]
-    """
-    weights = {w: np.asarray(v, dtype=np.float64) for w, v in config["evidence_weights"].items()}
-    negators = frozenset(config["negators"])
-    prior = np.asarray(config["prior_logits"], dtype=np.float64)
-    texts = list(texts)
-    out = np.tile(prior, (len(texts), 1))
-    for n, text in enumerate(texts):
-        sign = 1.0
-        for word in str(text).split():
-            if word in negators:
-                sign = -sign
-            elif word in weights:
-                out[n] += sign * weights[word]
-                sign = 1.0
-    return out
-
-
-def true_probabilities(texts, config):
-    """`p*(y|x)` = softmax(`true_logits`), `[N, K]` float64."""
-    return softmax(true_logits(texts, config))
-
-
-def _pseudo_words(rng, count, reserved):
-    """`count` distinct lowercase pseudo-words (1-2 syllables), not in `reserved`."""
-    words, seen = [], set(reserved)
-    attempts = 0
-    while len(words) < count:
-        attempts += 1
-        if attempts > 200 * count + 10000:  # pragma: no cover - huge vocabularies
-            raise ValueError(f"cannot generate {count} distinct pseudo-words")
-        syllables = 1 if rng.random() < 0.3 else 2
-        w = "".join(
-            _ONSETS[rng.integers(len(_ONSETS))]
-            + _VOWELS[rng.integers(len(_VOWELS))]
-            + (_CODAS[rng.integers(len(_CODAS))] if s == syllables - 1 else "")
-            for s in range(syllables)
-        )
-        if len(w) >= 3 and w not in seen:
-            seen.add(w)
-            words.append(w)
-    return words
-
-
-def _make_sentences(rng, num, evidence, fillers, config):
-    """`num` sentences as strings (see the module docstring)."""
-    function_words = config["function_words"]
-    negators = config["negators"]
-    probs = np.asarray(config["evidence_count_probs"], dtype=np.float64)
-    probs = probs / probs.sum()
-    sentences = []
-    for _ in range(num):
-        length = int(rng.integers(config["min_length"], config["max_length"] + 1))
-        n_ev = min(int(rng.choice(len(probs), p=probs)), length // 2)
-        units, used = [], 0
-        for i in range(n_ev):
-            unit = [evidence[rng.integers(len(evidence))]]
-            if rng.random() < config["negation_rate"]:
-                neg = negators[rng.integers(len(negators))]
-                unit = [neg, None] + unit if rng.random() < 0.3 else [neg] + unit
-            # Keep the sentence within `length` words (later units need >= 1 each).
-            if used + len(unit) + (n_ev - i - 1) > length:
-                unit = unit[-1:]
-            units.append(unit)
-            used += len(unit)
-        n_fill = length - used
-        tokens = [None] * n_fill
-        # Insert the evidence units at random gaps between the fillers.
-        gaps = np.sort(rng.integers(0, n_fill + 1, size=len(units)))
-        for unit, gap in sorted(zip(units, gaps), key=lambda ug: -ug[1]):
-            tokens[gap:gap] = unit
-        words = []
-        for t in tokens:
-            if t is None:
-                if rng.random() < config["function_word_rate"]:
-                    t = function_words[rng.integers(len(function_words))]
-                else:
-                    t = fillers[rng.integers(len(fillers))]
-            words.append(t)
-        sentences.append(" ".join(words))
-    return sentences
 
 
 def make_synthetic_task(
@@ -350,56 +185,18 @@ def make_synthetic_task(
     >>> bool(np.array_equal(a.train.p_star, b.train.p_star))
     True
     """
-    from ptloss_tf.training.data.examples import Examples
-
     K = int(num_classes)
-    if K < 2:
-        raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
-    for name, n in (("num_train", num_train), ("num_validation", num_validation),
-                    ("num_test", num_test)):
-        if int(n) < 1:
-            raise ValueError(f"{name} must be >= 1, got {n}.")
-    if overconfidence < 0 or noise < 0:
-        raise ValueError(
-            f"overconfidence and noise must be >= 0, got {overconfidence} and {noise}."
-        )
-    if not 0 <= prior_shift_class < K:
-        raise ValueError(f"prior_shift_class must lie in [0, {K}), got {prior_shift_class}.")
-    if not 1 <= min_length <= max_length:
-        raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}.")
-    if not 0 < strength_low <= strength_high:
-        raise ValueError("need 0 < strength_low <= strength_high.")
-    n_evidence = evidence_words_per_class * K
-    fixed = len(NEGATORS) + len(FUNCTION_WORDS)
-    if vocabulary_size < fixed + n_evidence + 10:
-        raise ValueError(
-            f"vocabulary_size={vocabulary_size} is too small: it must hold the "
-            f"{fixed} negators and function words, {n_evidence} evidence words "
-            f"and at least 10 neutral pseudo-words ({fixed + n_evidence + 10})."
-        )
-    if prior_logits is None:
-        prior_logits = [0.0] * K
-    prior_logits = [float(v) for v in prior_logits]
-    if len(prior_logits) != K:
-        raise ValueError(f"prior_logits must have {K} entries, got {len(prior_logits)}.")
-    if class_names is None:
-        class_names = tuple(f"class_{k}" for k in range(K))
-    class_names = tuple(str(c) for c in class_names)
-    if len(class_names) != K:
-        raise ValueError(f"class_names must have {K} entries, got {len(class_names)}.")
-
+    prior_logits, class_names = _check_arguments(
+        K, num_train, num_validation, num_test, vocabulary_size, overconfidence, noise,
+        prior_shift_class, min_length, max_length, strength_low, strength_high,
+        evidence_words_per_class, prior_logits, class_names)
     rng = np.random.default_rng([int(seed), _VOCAB_STREAM])
-    pseudo = _pseudo_words(rng, vocabulary_size - fixed, SPECIAL_TOKENS + NEGATORS + FUNCTION_WORDS)
+    fixed = len(NEGATORS) + len(FUNCTION_WORDS)
+    pseudo = pseudo_words(rng, vocabulary_size - fixed, SPECIAL_TOKENS + NEGATORS + FUNCTION_WORDS)
+    n_evidence = evidence_words_per_class * K
     evidence, fillers = pseudo[:n_evidence], pseudo[n_evidence:]
-    strengths = rng.uniform(strength_low, strength_high, size=n_evidence)
-    evidence_weights, evidence_class = {}, {}
-    for i, word in enumerate(evidence):
-        c = i % K
-        w = -np.full(K, strengths[i] / K)
-        w[c] += strengths[i]
-        evidence_weights[word] = [float(v) for v in w]
-        evidence_class[word] = c
-
+    evidence_weights, evidence_class = _evidence_table(
+        evidence, rng.uniform(strength_low, strength_high, size=n_evidence), K)
     config = {
         "generator": "ptloss_tf.training.synthetic.make_synthetic_task",
         "generator_version": GENERATOR_VERSION,
@@ -436,42 +233,97 @@ def make_synthetic_task(
         ),
     }
 
-    def make_split(name, num):
-        split_id = _SPLITS[name]
-        texts = _make_sentences(
-            np.random.default_rng([int(seed), split_id, _TEXT]), num, evidence, fillers, config
-        )
-        logits = true_logits(texts, config)
-        p_star = softmax(logits)
-        label_rng = np.random.default_rng([int(seed), split_id, _LABELS])
-        u = label_rng.random(num)
-        cdf = np.cumsum(p_star, axis=1)
-        labels = np.minimum((u[:, None] >= cdf).sum(axis=1), K - 1).astype(np.int64)
-        z = np.random.default_rng([int(seed), split_id, _NOISE]).standard_normal((num, K))
-        shift = np.zeros(K)
-        shift[prior_shift_class] = prior_shift
-        teacher_logits = float(overconfidence) * logits + shift + float(noise) * z
-        teacher = softmax(teacher_logits)
-        width = max(6, len(str(num - 1)))
-        ids = np.array([f"synthetic/{name}/{i:0{width}d}" for i in range(num)])
-        examples = Examples(
-            ids=ids,
-            texts=(np.asarray(texts, dtype=object),),
-            labels=labels,
-            class_names=class_names,
-            note=(f"synthetic {name}: training.synthetic.make_synthetic_task, seed {int(seed)} "
-                  "(labels sampled from the known posterior p*)"),
-        )
-        return SyntheticSplit(examples=examples, p_star=p_star, teacher_probs=teacher)
-
+    splits = {name: _make_split(name, int(num), config, evidence, fillers)
+              for name, num in (("train", num_train), ("validation", num_validation),
+                                ("test", num_test))}
     vocabulary = list(SPECIAL_TOKENS) + sorted(set(NEGATORS) | set(FUNCTION_WORDS) | set(pseudo))
-    return SyntheticTask(
-        train=make_split("train", int(num_train)),
-        validation=make_split("validation", int(num_validation)),
-        test=make_split("test", int(num_test)),
-        vocabulary=vocabulary,
-        config=config,
+    return SyntheticTask(**splits, vocabulary=vocabulary, config=config)
+
+
+def _check_arguments(K, num_train, num_validation, num_test, vocabulary_size, overconfidence,
+                     noise, prior_shift_class, min_length, max_length, strength_low,
+                     strength_high, evidence_words_per_class, prior_logits, class_names):
+    """Raises ValueError for a bad argument; returns `(prior_logits, class_names)`
+    with their defaults filled in."""
+    if K < 2:
+        raise ValueError(f"num_classes must be >= 2, got {K}.")
+    for name, n in (("num_train", num_train), ("num_validation", num_validation),
+                    ("num_test", num_test)):
+        if int(n) < 1:
+            raise ValueError(f"{name} must be >= 1, got {n}.")
+    if overconfidence < 0 or noise < 0:
+        raise ValueError(
+            f"overconfidence and noise must be >= 0, got {overconfidence} and {noise}."
+        )
+    if not 0 <= prior_shift_class < K:
+        raise ValueError(f"prior_shift_class must lie in [0, {K}), got {prior_shift_class}.")
+    if not 1 <= min_length <= max_length:
+        raise ValueError(f"need 1 <= min_length <= max_length, got {min_length}, {max_length}.")
+    if not 0 < strength_low <= strength_high:
+        raise ValueError("need 0 < strength_low <= strength_high.")
+    n_evidence = evidence_words_per_class * K
+    fixed = len(NEGATORS) + len(FUNCTION_WORDS)
+    if vocabulary_size < fixed + n_evidence + 10:
+        raise ValueError(
+            f"vocabulary_size={vocabulary_size} is too small: it must hold the "
+            f"{fixed} negators and function words, {n_evidence} evidence words "
+            f"and at least 10 neutral pseudo-words ({fixed + n_evidence + 10})."
+        )
+    if prior_logits is None:
+        prior_logits = [0.0] * K
+    prior_logits = [float(v) for v in prior_logits]
+    if len(prior_logits) != K:
+        raise ValueError(f"prior_logits must have {K} entries, got {len(prior_logits)}.")
+    if class_names is None:
+        class_names = tuple(f"class_{k}" for k in range(K))
+    class_names = tuple(str(c) for c in class_names)
+    if len(class_names) != K:
+        raise ValueError(f"class_names must have {K} entries, got {len(class_names)}.")
+
+    return prior_logits, class_names
+
+
+def _evidence_table(evidence, strengths, K):
+    """`(weights, classes)`: each evidence word's centred weight vector
+    `s * ([k == c] - 1/K)` and the class `c` it supports (round robin)."""
+    evidence_weights, evidence_class = {}, {}
+    for i, word in enumerate(evidence):
+        c = i % K
+        w = -np.full(K, strengths[i] / K)
+        w[c] += strengths[i]
+        evidence_weights[word] = [float(v) for v in w]
+        evidence_class[word] = c
+    return evidence_weights, evidence_class
+
+
+def _make_split(name, num, config, evidence, fillers):
+    """One split: sentences, p*, labels sampled from p*, the biased teacher."""
+    from ptloss_tf.training.data.examples import Examples
+
+    seed, K = config["seed"], config["num_classes"]
+    split_id = _SPLITS[name]
+    texts = make_sentences(
+        np.random.default_rng([seed, split_id, _TEXT]), num, evidence, fillers, config
     )
+    logits = true_logits(texts, config)
+    p_star = softmax(logits)
+    u = np.random.default_rng([seed, split_id, _LABELS]).random(num)
+    cdf = np.cumsum(p_star, axis=1)
+    labels = np.minimum((u[:, None] >= cdf).sum(axis=1), K - 1).astype(np.int64)
+    z = np.random.default_rng([seed, split_id, _NOISE]).standard_normal((num, K))
+    shift = np.zeros(K)
+    shift[config["prior_shift_class"]] = config["prior_shift"]
+    teacher = softmax(config["overconfidence"] * logits + shift + config["noise"] * z)
+    width = max(6, len(str(num - 1)))
+    examples = Examples(
+        ids=np.array([f"synthetic/{name}/{i:0{width}d}" for i in range(num)]),
+        texts=(np.asarray(texts, dtype=object),),
+        labels=labels,
+        class_names=tuple(config["class_names"]),
+        note=(f"synthetic {name}: training.synthetic.make_synthetic_task, seed {seed} "
+              "(labels sampled from the known posterior p*)"),
+    )
+    return SyntheticSplit(examples=examples, p_star=p_star, teacher_probs=teacher)
 
 
 def teacher_summary(split):

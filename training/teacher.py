@@ -29,7 +29,7 @@ trains its students on, and `train.jsonl` holds exactly the training rows
 that distillation reads: those N rows plus, where the test labels are hidden
 (GLUE test on TFDS, RTE), the training rows it holds out for the coefficient
 search (predicted, not trained on). The rule is
-`ptloss_tf.training.pipeline.plan_train_rows`. Validation and test are always
+`ptloss_tf.training.splits.plan_train_rows`. Validation and test are always
 predicted in full. `ptloss-distill` accepts such a partial `train.jsonl`
 only with the same `--max-train-examples` and `--seed` (any other set of
 ids is an error); `--predict-all-train` writes every training row instead,
@@ -37,12 +37,59 @@ which any distillation can use (slow: 67k rows on SST-2).
 """
 
 import argparse
+import dataclasses
 import os
 import time
 
 import numpy as np
 
+from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.training.splits import hidden_test_labels
+from ptloss_tf.training.splits import plan_train_rows
+from ptloss_tf.training.splits import rows_read
+from ptloss_tf.training.task_examples import DataSource
+from ptloss_tf.training.task_examples import extra_test_splits
+from ptloss_tf.training.task_examples import load_registered_split
+from ptloss_tf.training.task_examples import load_task_examples
+
 TEACHER_FILE = "teacher.keras"
+#: Timings and accuracies of the teacher run, for benchmarks.
+RUN_FILE = "teacher_run.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TeacherConfig:
+    """Every option of `ptloss-distill teacher` (see `--help`); the data
+    fields are those of `task_examples.DataSource`."""
+
+    task: str
+    preset: str
+    output_dir: str
+    teacher_name: str = None
+    source: str = "auto"
+    data_root: str = None
+    tfds_data_dir: str = None
+    train_file: str = None
+    validation_file: str = None
+    test_file: str = None
+    text_fields: tuple = ("sentence",)
+    label_field: str = "label"
+    class_names: tuple = None
+    max_train_examples: int = None
+    predict_all_train: bool = False
+    sequence_length: int = 128
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    seed: int = 0
+    overwrite: bool = False
+    verbose: int = 2
+
+    def __post_init__(self):
+        for name in ("text_fields", "class_names"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
 
 def build_parser():
@@ -55,80 +102,82 @@ def build_parser():
                "where test labels are hidden); distil with the same N and --seed.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--task", required=True, choices=("sst2", "mnli", "boolq", "rte", "file"))
-    parser.add_argument("--preset", required=True,
+    defaults = TeacherConfig(task=None, preset=None, output_dir=None)
+
+    def _add(group, flag, **kwargs):
+        dest = flag.lstrip("-").replace("-", "_")
+        if not kwargs.get("required"):
+            value = getattr(defaults, dest)
+            kwargs.setdefault("default", list(value) if isinstance(value, tuple) else value)
+        return group.add_argument(flag, **kwargs)
+
+    _add(parser, "--task", required=True, choices=("sst2", "mnli", "boolq", "rte", "file"))
+    _add(parser, "--preset", required=True,
                         help="keras-hub preset name or local keras-hub/HuggingFace BERT folder")
-    parser.add_argument("--output-dir", required=True,
+    _add(parser, "--output-dir", required=True,
                         help="writes train.jsonl, validation.jsonl, test.jsonl (MNLI also "
                              "validation_mismatched.jsonl) and teacher.keras here")
-    parser.add_argument("--teacher-name", default=None,
+    _add(parser, "--teacher-name",
                         help="recorded in the files (default: the preset's folder name)")
-    parser.add_argument("--source", default="auto", choices=("auto", "tfds", "files"))
-    parser.add_argument("--data-root", default=None)
-    parser.add_argument("--tfds-data-dir", default=None)
-    parser.add_argument("--train-file", default=None)
-    parser.add_argument("--validation-file", default=None)
-    parser.add_argument("--test-file", default=None)
-    parser.add_argument("--text-fields", nargs="+", default=["sentence"])
-    parser.add_argument("--label-field", default="label")
-    parser.add_argument("--class-names", nargs="+", default=None)
-    parser.add_argument("--max-train-examples", type=int, default=None,
+    _add(parser, "--source", choices=("auto", "tfds", "files"))
+    _add(parser, "--data-root")
+    _add(parser, "--tfds-data-dir")
+    _add(parser, "--train-file")
+    _add(parser, "--validation-file")
+    _add(parser, "--test-file")
+    _add(parser, "--text-fields", nargs="+")
+    _add(parser, "--label-field")
+    _add(parser, "--class-names", nargs="+")
+    _add(parser, "--max-train-examples", type=int,
                         help="fine-tune on the fixed-seed subsample `ptloss-distill "
                              "--max-train-examples N --seed S` trains on, and predict only "
                              "the training rows that run reads")
-    parser.add_argument("--predict-all-train", action="store_true",
+    _add(parser, "--predict-all-train", action="store_true",
                         help="with --max-train-examples: still predict every training row")
-    parser.add_argument("--sequence-length", type=int, default=128)
-    parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--learning-rate", type=float, default=5e-5)
-    parser.add_argument("--seed", type=int, default=0,
+    _add(parser, "--sequence-length", type=int)
+    _add(parser, "--epochs", type=int)
+    _add(parser, "--batch-size", type=int)
+    _add(parser, "--learning-rate", type=float)
+    _add(parser, "--seed", type=int,
                         help="fine-tuning seed and --max-train-examples subsample seed")
-    parser.add_argument("--overwrite", action="store_true",
+    _add(parser, "--overwrite", action="store_true",
                         help="replace existing teacher-output files and teacher.keras")
-    parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
+    _add(parser, "--verbose", type=int, choices=(0, 1, 2))
     return parser
 
 
-def load_examples(args):
+def load_examples(config):
     """`{split: Examples}` to predict: train, validation, test (absent where a
     registered task has no local test file) and MNLI's validation_mismatched."""
-    from ptloss_tf.training.pipeline import extra_test_splits
-    from ptloss_tf.training.pipeline import load_extra_examples
-    from ptloss_tf.training.pipeline import load_task_examples
-
-    examples = load_task_examples(args)
+    data = DataSource.from_config(config)
+    examples = load_task_examples(data)
     if examples["test"] is None:
         print("Note: no test split for this task here; writing train and validation "
               "outputs only.", flush=True)
         del examples["test"]
-    for split in extra_test_splits(args.task):
-        examples[split] = load_extra_examples(args, split)
+    for split in extra_test_splits(config.task):
+        examples[split] = load_registered_split(data, split)
     return examples
 
 
-def training_rows(args, examples):
+def training_rows(config, examples):
     """`(fit_rows, predicted_rows)`: indices into the training split of the
     rows to fine-tune on and the rows to write to train.jsonl (see the module
     docstring), and the `train.jsonl` metadata saying which rows it holds."""
-    from ptloss_tf.training.pipeline import plan_train_rows
-    from ptloss_tf.training.pipeline import rows_read
-    from ptloss_tf.training.pipeline import hidden_test_labels
-
     n = len(examples["train"])
     hidden = hidden_test_labels(examples.get("test"))
-    if not args.max_train_examples and not hidden:
+    if not config.max_train_examples and not hidden:
         return np.arange(n), np.arange(n), {"train_rows": "all"}
     plan = plan_train_rows(n, len(examples["validation"]), hidden,
-                           args.max_train_examples, args.seed)
-    if not args.max_train_examples or args.predict_all_train:
+                           config.max_train_examples, config.seed)
+    if not config.max_train_examples or config.predict_all_train:
         # Hidden test labels: never fine-tune on the rows distillation holds
         # out for the coefficient search, whose teacher outputs must be those
         # of unseen examples (MATH.md: the search runs on held-out data).
         return plan["train"], np.arange(n), {"train_rows": "all"}
     predicted = rows_read(plan)
     meta = {"train_rows": "subset" if len(predicted) < n else "all",
-            "max_train_examples": int(args.max_train_examples), "seed": int(args.seed),
+            "max_train_examples": int(config.max_train_examples), "seed": int(config.seed),
             "train_split_rows": n}
     return plan["train"], predicted, meta
 
@@ -173,37 +222,29 @@ def save_teacher(model, preprocessor, path):
     os.replace(tmp, path)
 
 
-def _refuse_existing(args, splits):
-    paths = [os.path.join(args.output_dir, f"{s}.jsonl") for s in splits]
-    paths.append(os.path.join(args.output_dir, TEACHER_FILE))
+def _refuse_existing(config, splits):
+    paths = [os.path.join(config.output_dir, f"{s}.jsonl") for s in splits]
+    paths.append(os.path.join(config.output_dir, TEACHER_FILE))
     existing = [p for p in paths if os.path.exists(p)]
-    if existing and not args.overwrite:
+    if existing and not config.overwrite:
         raise ValueError(f"teacher outputs already exist ({existing[0]}); pass --overwrite "
                          "to replace them or choose another --output-dir.")
 
 
-def run(args):
+def fine_tune(config, examples, fit_rows, class_names):
+    """`(teacher, preprocessor)`: the `preset` fine-tuned with cross-entropy
+    on the training rows `fit_rows`, validated on the validation split."""
     import keras
 
     from ptloss_tf.training.data.input_pipeline import make_dataset
     from ptloss_tf.training.student import build_classifier
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
 
-    if args.max_train_examples is not None and args.max_train_examples < 1:
-        raise ValueError(f"--max-train-examples must be >= 1, got {args.max_train_examples}.")
-    if args.predict_all_train and not args.max_train_examples:
-        raise ValueError("--predict-all-train only applies with --max-train-examples.")
-    # Checked before the (long) fine-tuning; the .jsonl saves never clobber either.
-    _refuse_existing(args, ("train", "validation", "test", "validation_mismatched"))
-    examples = load_examples(args)
-    class_names = tuple(examples["train"].class_names)
-    fit_rows, predicted_rows, train_meta = training_rows(args, examples)
     teacher, preprocessor = build_classifier(
-        len(class_names), sequence_length=args.sequence_length, preset=args.preset,
-        seed=args.seed,
+        len(class_names), sequence_length=config.sequence_length, preset=config.preset,
+        seed=config.seed,
     )
     teacher.compile(
-        optimizer=keras.optimizers.AdamW(args.learning_rate),
+        optimizer=keras.optimizers.AdamW(config.learning_rate),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
@@ -212,41 +253,72 @@ def run(args):
     def labels_only(x, y):
         return x, y["labels"]
 
-    train_ds = make_dataset(train, preprocessor, args.batch_size, shuffle=True,
-                            seed=args.seed, bucket_boundaries="auto",
+    train_ds = make_dataset(train, preprocessor, config.batch_size, shuffle=True,
+                            seed=config.seed, bucket_boundaries="auto",
                             static_shapes=True).map(labels_only)
-    val_ds = make_dataset(examples["validation"], preprocessor, args.batch_size,
+    val_ds = make_dataset(examples["validation"], preprocessor, config.batch_size,
                           bucket_boundaries="auto", static_shapes=True).map(labels_only)
     held = len(examples["train"]) - len(train)
-    print(f"Fine-tuning teacher {args.preset} on {len(train)} {args.task} examples "
+    print(f"Fine-tuning teacher {config.preset} on {len(train)} {config.task} examples "
           f"({teacher.count_params():,} parameters)"
           + (f"; {held} training rows not used" if held else "") + ".", flush=True)
+    teacher.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
+                verbose=config.verbose, shuffle=False)
+    return teacher, preprocessor
+
+
+def run(config):
+    """Fine-tunes the teacher, writes its outputs and `teacher.keras` (see
+    the module docstring); returns `{split: accuracy}` of labelled splits."""
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+
+    if config.max_train_examples is not None and config.max_train_examples < 1:
+        raise ValueError(f"--max-train-examples must be >= 1, got {config.max_train_examples}.")
+    if config.predict_all_train and not config.max_train_examples:
+        raise ValueError("--predict-all-train only applies with --max-train-examples.")
+    # Checked before the (long) fine-tuning; the .jsonl saves never clobber either.
+    _refuse_existing(config, ("train", "validation", "test", "validation_mismatched"))
+    examples = load_examples(config)
+    class_names = tuple(examples["train"].class_names)
+    fit_rows, predicted_rows, train_meta = training_rows(config, examples)
     start = time.time()
-    teacher.fit(train_ds, validation_data=val_ds, epochs=args.epochs,
-                verbose=args.verbose, shuffle=False)
-    name = args.teacher_name or os.path.basename(os.path.normpath(args.preset))
-    os.makedirs(args.output_dir, exist_ok=True)
-    summary, written = {}, []
+    teacher, preprocessor = fine_tune(config, examples, fit_rows, class_names)
+    fitted = time.time()
+    name = config.teacher_name or os.path.basename(os.path.normpath(config.preset))
+    os.makedirs(config.output_dir, exist_ok=True)
+    summary, written, rows = {}, [], {}
     for split, ex in examples.items():
         meta = {}
         if split == "train":
             ex, meta = ex.subset(predicted_rows), train_meta
-        logits = predict_logits(teacher, ex, preprocessor, args.batch_size)
+        logits = predict_logits(teacher, ex, preprocessor, config.batch_size)
         outputs = TeacherOutputs(ids=np.asarray(ex.ids), values=np.asarray(logits, np.float32),
                                  kind="logits", class_names=class_names, split=split,
                                  teacher=name, metadata=meta)
-        path = os.path.join(args.output_dir, f"{split}.jsonl")
-        outputs.save(path, overwrite=args.overwrite)
+        path = os.path.join(config.output_dir, f"{split}.jsonl")
+        outputs.save(path, overwrite=config.overwrite)
         written.append(f"{path} ({len(ex)} rows)")
+        rows[split] = len(ex)
         labels = np.asarray(ex.labels)
         if np.all(labels >= 0):
             summary[split] = float(np.mean(np.argmax(logits, 1) == labels))
-    model_path = os.path.join(args.output_dir, TEACHER_FILE)
+    predicted = time.time()
+    model_path = os.path.join(config.output_dir, TEACHER_FILE)
     save_teacher(teacher, preprocessor, model_path)
+    atomic_write_json(os.path.join(config.output_dir, RUN_FILE), {
+        "fit_seconds": fitted - start, "predict_seconds": predicted - fitted,
+        "wall_seconds": time.time() - start, "epochs": int(config.epochs),
+        "rows": rows, "accuracy": summary,
+    })
     print(f"Wrote {', '.join(written)} and {model_path} in {time.time() - start:.0f} s; "
           f"teacher accuracy: {summary}", flush=True)
     return summary
 
 
+def parse_args(argv):
+    """The `TeacherConfig` of `ptloss-distill teacher` arguments."""
+    return TeacherConfig(**vars(build_parser().parse_args(argv)))
+
+
 def main(argv):
-    return run(build_parser().parse_args(argv))
+    return run(parse_args(argv))

@@ -1,8 +1,9 @@
-"""Cached teacher outputs: one file format, import from any teacher, join to examples.
+"""Cached teacher outputs: the file format (`TeacherOutputs`).
 
 Distillation here never runs the teacher: its outputs are computed once (by
-this project, or by any external model such as the paper's T5 teachers),
-stored per split, and joined to the examples by id.
+this project, `ptloss-distill teacher`, or by any external model such as the
+paper's T5 teachers, `teacher_import.import_table`), stored per split, and
+joined to the examples by id (`teacher_join.join`).
 
 File format `ptloss-teacher-outputs`, version 1
 ------------------------------------------------
@@ -39,8 +40,8 @@ Lines 2 to N+1, one per example, in any order::
   that reads back to the same float32, so a save/load round trip is exact.
 
 `TeacherOutputs.load` checks the structure (header, JSON of every line, `id`
-and `values` of each line, `N`); `join` checks everything that depends on
-the examples (split, ids, classes) and the values themselves (finite;
+and `values` of each line, `N`); `teacher_join.join` checks everything that
+depends on the examples (split, ids, classes) and the values themselves (finite;
 probability rows sum to 1 within `ptloss_tf.validation.PROBABILITY_SUM_TOLERANCE`
 = 1e-2), and says exactly what is wrong.
 
@@ -57,11 +58,11 @@ Example:
 ('t5-xl', dtype('float32'), True)
 >>> class _Examples:  # stands in for training.data.examples.Examples
 ...     ids = np.array(["a", "b"]); class_names = ("neg", "pos")
+>>> from ptloss_tf.training.teacher_join import join
 >>> join(back, _Examples(), "train").astype(float).round(4).tolist()
 [[0.9, 0.1], [0.25, 0.75]]
 """
 
-import csv
 import dataclasses
 import json
 import os
@@ -73,17 +74,18 @@ FORMAT = "ptloss-teacher-outputs"
 VERSION = 1
 KINDS = ("probs", "logits")
 #: How many offending ids an error message quotes.
-_FIRST_FEW = 5
+FIRST_FEW = 5
 
 
-def _softmax(x):
+def softmax(x):
     z = np.asarray(x, dtype=np.float64)
     z = z - z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
 
 
-def _first_few(items, n=_FIRST_FEW):
+def first_few(items, n=FIRST_FEW):
+    """`repr`s of the first `n` items for an error message, then `...`."""
     items = [str(i) for i in items]
     shown = ", ".join(repr(i) for i in items[:n])
     return shown + (", ..." if len(items) > n else "")
@@ -152,7 +154,7 @@ class TeacherOutputs:
         array([[0.5, 0.5]], dtype=float32)
         """
         if self.kind == "logits":
-            return _softmax(self.values).astype(np.float32)
+            return softmax(self.values).astype(np.float32)
         return self.values.copy()
 
     def header(self):
@@ -196,7 +198,7 @@ class TeacherOutputs:
             rows = np.flatnonzero(bad.any(axis=1))
             raise ValueError(
                 f"cannot save teacher outputs with NaN or inf values ({len(rows)} rows, "
-                f"first few ids: {_first_few(self.ids[rows])})."
+                f"first few ids: {first_few(self.ids[rows])})."
             )
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
@@ -320,313 +322,3 @@ def _move_no_clobber(tmp, path):
         os.replace(tmp, path)
         return
     os.unlink(tmp)
-
-
-def _infer_format(path):
-    name = os.fspath(path).lower()
-    for suffixes, fmt in (((".csv",), "csv"), ((".tsv", ".tab"), "tsv"),
-                          ((".jsonl", ".ndjson", ".json"), "jsonl")):
-        if name.endswith(suffixes):
-            return fmt
-    raise ValueError(
-        f"cannot tell the format of {path} from its name; pass format='csv', 'tsv' or 'jsonl'."
-    )
-
-
-def _read_records(path, fmt):
-    """Yields `(line_number, record dict)` and returns the header columns (CSV/TSV)."""
-    if fmt in ("csv", "tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="," if fmt == "csv" else "\t")
-            if not reader.fieldnames:
-                raise ValueError(f"{path} is empty; expected a header row of column names.")
-            columns = list(reader.fieldnames)
-            records = []
-            for rec in reader:
-                if None in rec:
-                    raise ValueError(
-                        f"{path}, line {reader.line_num}: more fields than the "
-                        f"{len(columns)} header columns."
-                    )
-                records.append((reader.line_num, rec))
-        return columns, records
-    if fmt == "jsonl":
-        records, columns = [], []
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    rec = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(
-                        f"{path}, line {lineno}: not valid JSON ({e.msg}); truncated or "
-                        f"corrupted? {line.strip()[:80]!r}"
-                    ) from None
-                if not isinstance(rec, dict):
-                    raise ValueError(f"{path}, line {lineno}: expected a JSON object, got {line.strip()[:80]!r}")
-                if not columns:
-                    columns = list(rec)
-                records.append((lineno, rec))
-        return columns, records
-    raise ValueError(f"format must be 'csv', 'tsv' or 'jsonl', got {fmt!r}.")
-
-
-def _number(value, path, lineno, column):
-    if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
-        raise ValueError(f"{path}, line {lineno}: column {column!r} is empty or not a number: {value!r}.")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}, line {lineno}: column {column!r} is not a number: {value!r}.") from None
-
-
-def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_columns=None,
-                 class_names=None, format=None):
-    """Reads an external teacher's CSV/TSV (with a header row) or JSONL outputs.
-
-    The values come either from per-class columns/fields (one number each) or
-    from one list-valued column/field (`"probs": [0.1, 0.9]`; in CSV/TSV the
-    cell holds a JSON list, e.g. `"[0.1, 0.9]"`).
-
-    Args:
-        path: the table.
-        split: the split name to record (e.g. `"train"`).
-        teacher: the teacher name to record (e.g. `"t5-xl"`).
-        id_column: the column/field holding the example id (numbers are
-            converted to strings: `17` -> `"17"`).
-        prob_columns: probabilities. A list of per-class column names (in
-            class order), a dict `{class_name: column}`, or a single string
-            (or a one-element list, as a CLI's `nargs="+"` gives) naming a
-            list-valued column.
-        logit_columns: the same, for logits. Give at most one of the two;
-            with neither, a list-valued `"probs"` or `"logits"` column is used.
-        class_names: the class names in column order. Defaults to the dict's
-            keys, or to the per-class column names; required with a
-            list-valued column.
-        format: `"csv"`, `"tsv"` or `"jsonl"`; default from the file name
-            (`.csv`; `.tsv`/`.tab`; `.jsonl`/`.ndjson`/`.json`).
-
-    Returns:
-        `TeacherOutputs` (its `metadata` records the source file and columns).
-        Ids, classes and values are checked by `join`.
-
-    Example:
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "t5.csv")
-    >>> _ = open(path, "w").write("idx,p_neg,p_pos\\n7,0.2,0.8\\n3,0.6,0.4\\n")
-    >>> out = import_table(path, "validation", "t5-xl", id_column="idx",
-    ...                    prob_columns=["p_neg", "p_pos"], class_names=["negative", "positive"])
-    >>> out.ids.tolist(), out.values.tolist()[0], out.kind
-    (['7', '3'], [0.20000000298023224, 0.800000011920929], 'probs')
-    """
-    path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"teacher table not found: {path}")
-    fmt = format or _infer_format(path)
-    if prob_columns is not None and logit_columns is not None:
-        raise ValueError("give prob_columns or logit_columns, not both.")
-    columns, records = _read_records(path, fmt)
-    if prob_columns is not None:
-        kind, spec = "probs", prob_columns
-    elif logit_columns is not None:
-        kind, spec = "logits", logit_columns
-    else:
-        found = [c for c in ("probs", "logits") if c in columns]
-        if len(found) != 1:
-            raise ValueError(
-                f"{path}: pass prob_columns= or logit_columns= (columns found: {columns}); "
-                "without them a single list-valued 'probs' or 'logits' column is needed."
-            )
-        kind, spec = ("probs" if found[0] == "probs" else "logits"), found[0]
-
-    if isinstance(spec, dict):
-        if class_names is None:
-            class_names = list(spec)
-        elif list(class_names) != list(spec):
-            raise ValueError(f"class_names {list(class_names)} differ from the keys of the column dict {list(spec)}.")
-        spec = list(spec.values())
-    if not isinstance(spec, str) and len(spec) == 1:
-        spec = spec[0]  # one column for K >= 2 classes: a list-valued column
-    list_valued = isinstance(spec, str)
-    wanted = [spec] if list_valued else list(spec)
-    if not list_valued and len(wanted) < 2:
-        raise ValueError(f"need one column per class (at least 2), got {wanted}.")
-    if list_valued and class_names is None:
-        raise ValueError(
-            f"class_names is required with the list-valued column {spec!r} "
-            "(the file does not name the classes)."
-        )
-    if class_names is None:
-        class_names = list(wanted)
-    class_names = [str(c) for c in class_names]
-    if not list_valued and len(class_names) != len(wanted):
-        raise ValueError(
-            f"{len(wanted)} value columns {wanted} but {len(class_names)} class names {class_names}."
-        )
-    missing = [c for c in [id_column] + wanted if c not in columns]
-    if missing and fmt != "jsonl":
-        raise ValueError(f"{path}: column(s) {missing} not found; the columns are {columns}.")
-
-    K = len(class_names)
-    ids, rows = [], []
-    for lineno, rec in records:
-        if id_column not in rec:
-            raise ValueError(f"{path}, line {lineno}: no {id_column!r} field; fields: {list(rec)}.")
-        ident = rec[id_column]
-        if ident is None or (isinstance(ident, str) and not ident.strip()):
-            raise ValueError(f"{path}, line {lineno}: empty id in column {id_column!r}.")
-        ids.append(str(ident))
-        if list_valued:
-            if spec not in rec:
-                raise ValueError(f"{path}, line {lineno}: no {spec!r} field; fields: {list(rec)}.")
-            cell = rec[spec]
-            if isinstance(cell, str):
-                try:
-                    cell = json.loads(cell)
-                except json.JSONDecodeError:
-                    raise ValueError(
-                        f"{path}, line {lineno}: column {spec!r} must hold a JSON list "
-                        f"like [0.1, 0.9], got {cell!r}."
-                    ) from None
-            if not isinstance(cell, list) or len(cell) != K:
-                raise ValueError(
-                    f"{path}, line {lineno}: {spec!r} must be a list of {K} numbers "
-                    f"(classes {class_names}), got {cell!r}."
-                )
-            rows.append([_number(v, path, lineno, spec) for v in cell])
-        else:
-            row = []
-            for c in wanted:
-                if c not in rec:
-                    raise ValueError(f"{path}, line {lineno}: no {c!r} field; fields: {list(rec)}.")
-                row.append(_number(rec[c], path, lineno, c))
-            rows.append(row)
-    values = np.asarray(rows, dtype=np.float64).reshape(len(rows), K)
-    return TeacherOutputs(
-        ids=np.asarray(ids, dtype=str),
-        values=values.astype(np.float32),
-        kind=kind,
-        class_names=tuple(class_names),
-        split=split,
-        teacher=teacher,
-        metadata={"source": os.path.abspath(path), "source_format": fmt,
-                  "id_column": id_column, "value_columns": spec if list_valued else wanted},
-    )
-
-
-def join(outputs, examples, split, allow_extra=False):
-    """The teacher's probabilities aligned to `examples.ids`, after checking everything.
-
-    Args:
-        outputs: `TeacherOutputs`.
-        examples: `ptloss_tf.training.data.examples.Examples` (uses `ids`, `class_names`).
-        split: the examples' split name.
-        allow_extra: ignore teacher rows whose ids are not among the examples
-            (e.g. a teacher file for the full split joined to a subsample).
-            Off by default: extra rows usually mean the wrong file.
-
-    Returns:
-        `[len(examples), K]` float32 probabilities (softmax applied to logits),
-        row `i` for `examples.ids[i]`. Probability rows are returned as stored
-        (not renormalised).
-
-    Raises:
-        ValueError: one message listing every structural problem found: wrong
-            split, class count or class names/order different from the
-            examples', duplicated ids (in the file or the examples), example
-            ids missing from the file, extra ids (unless `allow_extra`);
-            otherwise NaN/inf values, or probability rows that are negative
-            or do not sum to 1 (tolerance 1e-2, checked by
-            `ptloss_tf.validation.check_probabilities`), quoting the ids.
-    """
-    from ptloss_tf.validation import PROBABILITY_SUM_TOLERANCE, check_probabilities
-
-    file_ids = [str(i) for i in outputs.ids]
-    ex_ids = [str(i) for i in np.asarray(examples.ids).reshape(-1)]
-    ex_classes = tuple(str(c) for c in examples.class_names)
-    out_classes = tuple(outputs.class_names)
-    problems = []
-    if outputs.split != split:
-        problems.append(f"teacher file is for split '{outputs.split}' but the examples are '{split}'")
-    if len(out_classes) != len(ex_classes):
-        problems.append(
-            f"class count mismatch: the teacher file has {len(out_classes)} classes "
-            f"{out_classes} but the examples have {len(ex_classes)} {ex_classes}"
-        )
-    elif out_classes != ex_classes:
-        if sorted(out_classes) == sorted(ex_classes):
-            problems.append(
-                f"class order mismatch: the teacher's columns are {out_classes} but the "
-                f"examples' classes are {ex_classes}; re-export or re-import the teacher "
-                "with the columns in the examples' order"
-            )
-        else:
-            problems.append(
-                f"class names differ: the teacher file has {out_classes} but the examples "
-                f"have {ex_classes}"
-            )
-
-    def duplicates(ids):
-        uniq, counts = np.unique(np.asarray(ids, dtype=str), return_counts=True)
-        dup = {u: int(c) for u, c in zip(uniq, counts) if c > 1}
-        order = [i for i in dict.fromkeys(ids) if i in dup]  # first-seen order
-        return order, dup
-
-    dup_order, dup = duplicates(file_ids)
-    if dup:
-        problems.append(
-            f"{len(dup)} ids appear more than once in the teacher file (first few: "
-            + ", ".join(f"{i!r} x{dup[i]}" for i in dup_order[:_FIRST_FEW])
-            + (", ..." if len(dup) > _FIRST_FEW else "") + ")"
-        )
-    ex_dup_order, ex_dup = duplicates(ex_ids)
-    if ex_dup:
-        problems.append(
-            f"{len(ex_dup)} ids appear more than once among the examples (first few: "
-            f"{_first_few(ex_dup_order)})"
-        )
-    file_set, ex_set = set(file_ids), set(ex_ids)
-    missing = [i for i in dict.fromkeys(ex_ids) if i not in file_set]
-    if missing:
-        problems.append(
-            f"{len(missing)} of the {len(ex_set)} example ids are missing from the teacher "
-            f"file (first few: {_first_few(missing)})"
-        )
-    extra = [i for i in dict.fromkeys(file_ids) if i not in ex_set]
-    if extra and not allow_extra:
-        problems.append(
-            f"{len(extra)} ids in the teacher file are not among the examples (first few: "
-            f"{_first_few(extra)}); pass allow_extra=True to ignore them"
-        )
-    if problems:
-        raise ValueError(
-            f"teacher outputs of {outputs.teacher!r} (split {outputs.split!r}, "
-            f"{len(file_ids)} rows) do not match the {split!r} examples "
-            f"({len(ex_ids)} examples):\n" + "\n".join(f"- {p}" for p in problems)
-        )
-
-    position = {i: n for n, i in enumerate(file_ids)}
-    index = np.asarray([position[i] for i in ex_ids], dtype=np.int64)
-    values = np.asarray(outputs.values)[index].reshape(len(index), len(out_classes))
-    where = f"teacher outputs of {outputs.teacher!r} (split {split!r})"
-    bad = ~np.isfinite(values).all(axis=1)
-    if bad.any():
-        ids = np.asarray(ex_ids)[bad]
-        raise ValueError(
-            f"{where}: {int(bad.sum())} rows contain NaN or inf (first few ids: {_first_few(ids)})"
-        )
-    if outputs.kind == "logits":
-        return _softmax(values).astype(np.float32)
-    try:
-        check_probabilities(values, name=f"{where} ({outputs.kind})")
-    except ValueError as e:
-        wrong = (values < 0).any(axis=1) | (
-            np.abs(values.astype(np.float64).sum(axis=1) - 1.0) > PROBABILITY_SUM_TOLERANCE
-        )
-        ids = np.asarray(ex_ids)[wrong]
-        raise ValueError(
-            f"{e} Offending ids ({int(wrong.sum())}; first few): {_first_few(ids)}."
-            + (" If the file holds logits, import it with logit_columns=." if len(ids) else "")
-        ) from None
-    return values.astype(np.float32)

@@ -14,25 +14,16 @@ from ptloss_tf.export.cli import main
 from ptloss_tf.export.models_config import parse_models_config
 from ptloss_tf.export.serving_requests import read_warmup_records
 from ptloss_tf.training.student import build_classifier
+from tests.helpers import vocabulary
 
-TINY_RUN = [
-    "--synthetic-train", "160", "--synthetic-validation", "80",
-    "--synthetic-test", "80", "--epochs", "1", "--candidates", "8",
-    "--order", "2", "--student-layers", "1", "--hidden", "16", "--heads", "2",
-    "--intermediate", "32", "--batch-size", "32", "--verbose", "0",
-    "--no-xla", "--loss", "ptloss",
-]
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad", "movie",
-         "not", "a", "the", "plot", "film"]
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
+
+VOCAB = vocabulary(["good", "bad", "movie", "not", "a", "the", "plot", "film"])
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    from ptloss_tf.training.cli import main as distill
-
-    out = tmp_path_factory.mktemp("run") / "out"
-    assert distill(TINY_RUN + ["--output-dir", str(out)]) == 0
-    return out
+def run_dir(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture(scope="module")

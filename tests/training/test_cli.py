@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -12,20 +13,14 @@ import pytest
 import ptloss_tf
 from ptloss_tf.training.cli import main
 
-TINY = [
-    "--synthetic-train", "160", "--synthetic-validation", "80",
-    "--synthetic-test", "80", "--epochs", "1", "--candidates", "8",
-    "--order", "2", "--student-layers", "1", "--hidden", "16", "--heads", "2",
-    "--intermediate", "32", "--batch-size", "32", "--verbose", "0",
-    "--no-xla",
-]
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
+
+from tests.helpers import TINY_RUN as TINY
 
 
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("run") / "out"
-    assert main(TINY + ["--output-dir", str(out)]) == 0
-    return out
+@pytest.fixture
+def finished_run(tiny_run):
+    return tiny_run
 
 
 def test_output_directory_contract(finished_run):
@@ -87,7 +82,9 @@ def test_coefficients_are_the_search_optimum_on_the_validation_split(finished_ru
     )
 
 
-def test_refuses_a_finished_run_and_overwrite_keeps_foreign_files(finished_run, capsys):
+def test_refuses_a_finished_run_and_overwrite_keeps_foreign_files(finished_run, tmp_path,
+                                                                  capsys):
+    finished_run = shutil.copytree(finished_run, tmp_path / "run")  # the shared run stays
     assert main(TINY + ["--output-dir", str(finished_run)]) == 2
     assert "already holds a finished run" in capsys.readouterr().err
     foreign = finished_run / "my_notes.txt"
@@ -153,7 +150,7 @@ def test_config_file_and_flag_precedence(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text("epochs: 7\norder: 3\nloss: [kl, focal]\n")
     args = parse_args(["--config", str(config), "--order", "4"])
-    assert args.epochs == 7 and args.order == 4 and args.loss == ["kl", "focal"]
+    assert args.epochs == 7 and args.order == 4 and args.loss == ("kl", "focal")
     bad = tmp_path / "bad.json"
     bad.write_text('{"epochz": 3}')
     with pytest.raises(ValueError, match="unknown option"):

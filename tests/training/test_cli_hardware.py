@@ -10,11 +10,13 @@ import keras
 import numpy as np
 import pytest
 
-from tests.training.test_cli import TINY
+from tests.helpers import TINY_RUN as TINY
 from ptloss_tf.training.cli import main
 
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WRAPPER = os.path.join(ROOT, "tests", "training", "logical_cpus_cli.py")
+WRAPPER = os.path.join(ROOT, "tests", "helpers", "logical_cpus_cli.py")
 # Deterministic and evenly divisible: no dropout, and 160 training rows
 # padded to one length (--no-bucketing) form 5 full batches of 32, which a
 # 2-replica MirroredStrategy splits into 2 x 16 (uneven splits of partial

@@ -18,6 +18,7 @@ from ptloss_tf.training.data.input_pipeline import make_dataset
 from ptloss_tf.training.data.input_pipeline import sequence_lengths
 from ptloss_tf.training.data.tasks import TASKS
 from ptloss_tf.training.data.tasks import get_task
+from tests.helpers import vocabulary
 
 DATA_ROOT = tasks_lib.default_data_root()
 needs_data = pytest.mark.skipif(
@@ -35,8 +36,7 @@ def _vocabulary(texts):
     for t in texts:
         words.update(t.lower().replace(".", " . ").replace(",", " , ").split())
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = special + chars + ["##" + c for c in chars]
+    vocab = vocabulary(chars + ["##" + c for c in chars])
     return vocab + sorted(words - set(vocab))
 
 

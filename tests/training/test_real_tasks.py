@@ -6,10 +6,13 @@ import os
 import numpy as np
 import pytest
 
-from tests.training.hf_bert import write_tiny_hf_bert
+from tests.helpers.hf_bert import write_tiny_hf_bert
 from ptloss_tf.training.cli import main
+from tests.helpers import vocabulary
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
+
+VOCAB = vocabulary(f"w{i}" for i in range(40))
 STUDENT = ["--student-layers", "1", "--hidden", "16", "--heads", "2",
            "--intermediate", "32", "--epochs", "1", "--batch-size", "32",
            "--candidates", "6", "--order", "2", "--verbose", "0", "--no-xla"]
@@ -123,8 +126,8 @@ def test_sst2_subset_from_shared_data(tmp_path):
                        class_names=tuple(ex.class_names), split=split,
                        teacher="stand-in").save(str(teacher_dir / f"{split}.jsonl"))
     vocab = tmp_path / "vocab.txt"
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a",
-                                "good", "bad", "movie", "film", "is", "not"]) + "\n")
+    vocab.write_text("\n".join(vocabulary(["the", "a", "good", "bad", "movie", "film",
+                                            "is", "not"])) + "\n")
     out = tmp_path / "run"
     assert main(["--task", "sst2", "--source", "files", "--teacher-outputs", str(teacher_dir),
                  "--max-train-examples", "256", "--vocabulary", str(vocab),

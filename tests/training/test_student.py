@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 
-from tests.training.hf_bert import write_tiny_hf_bert
+from tests.helpers.hf_bert import write_tiny_hf_bert
 from ptloss_tf.training.student import build_classifier
+from tests.helpers import vocabulary
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(40)]
+VOCAB = vocabulary(f"w{i}" for i in range(40))
 
 
 @pytest.fixture(scope="module")

@@ -10,8 +10,8 @@ from scipy.special import softmax as sp_softmax
 from ptloss_tf.training.data.examples import Examples
 from ptloss_tf.training import teacher_outputs as to
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
-from ptloss_tf.training.teacher_outputs import import_table
-from ptloss_tf.training.teacher_outputs import join
+from ptloss_tf.training.teacher_import import import_table
+from ptloss_tf.training.teacher_join import join
 
 CLASSES = ("negative", "positive")
 
@@ -313,7 +313,7 @@ def test_import_errors(tmp_path):
         import_table(odd, "train", "t", prob_columns=["p0", "p1"])
     bad_jsonl = tmp_path / "t.jsonl"
     bad_jsonl.write_text('{"id": "a", "probs": [0.5, 0.5]}\n{"id": "b", "probs": [0.5,\n')
-    with pytest.raises(ValueError, match="line 2: not valid JSON"):
+    with pytest.raises(ValueError, match=":2: not valid JSON"):
         import_table(bad_jsonl, "train", "t", class_names=CLASSES)
     short = tmp_path / "short.jsonl"
     short.write_text('{"id": "a", "probs": [0.5, 0.5]}\n{"id": "b", "probs": [1.0]}\n')

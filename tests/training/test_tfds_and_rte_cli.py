@@ -11,8 +11,11 @@ from ptloss_tf.training.cli import main
 from ptloss_tf.training.data.sources import load_split
 from ptloss_tf.training.data.tasks import get_task
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
+from tests.helpers import vocabulary
 
-VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghijklmnopqrstuvwxyz")
+pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
+
+VOCAB = vocabulary("abcdefghijklmnopqrstuvwxyz")
 TINY = ["--student-layers", "1", "--hidden", "16", "--heads", "2", "--intermediate", "32",
         "--epochs", "1", "--batch-size", "16", "--candidates", "4", "--order", "2",
         "--verbose", "0", "--no-xla", "--sequence-length", "24", "--loss", "ptloss"]
@@ -81,16 +84,15 @@ def test_rte_hidden_test_labels_use_validation_as_test(tmp_path):
 def test_rte_teacher_never_fine_tunes_on_the_coefficient_search_rows(max_train_examples):
     """With hidden test labels distillation holds training rows out for the
     coefficient search; the teacher must not have trained on them."""
-    import argparse
-
+    from ptloss_tf.training.teacher import TeacherConfig
     from ptloss_tf.training.teacher import training_rows
 
     examples = {split: load_split("rte", split, source="files")
                 for split in ("train", "validation")}
     examples["test"] = None  # RTE's test file is absent here
     n, n_val = len(examples["train"]), len(examples["validation"])
-    args = argparse.Namespace(max_train_examples=max_train_examples, seed=5,
-                              predict_all_train=False)
+    args = TeacherConfig(task="rte", preset="unused", output_dir="unused",
+                         max_train_examples=max_train_examples, seed=5)
     fit_rows, predicted_rows, _ = training_rows(args, examples)
     # Independently: the first min(277, 2490 // 10) rows of a seed-0 permutation.
     held = np.sort(np.random.default_rng(0).permutation(n)[:min(n_val, n // 10)])

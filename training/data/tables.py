@@ -131,7 +131,7 @@ def _read_jsonl(path):
                 record = json.loads(line)
             except json.JSONDecodeError as e:
                 raise ValueError(
-                    f"{path}:{line_no}: invalid JSON ({e.msg}); truncated or corrupted? "
+                    f"{path}:{line_no}: not valid JSON ({e.msg}); truncated or corrupted? "
                     f"{line.strip()[:80]!r}"
                 ) from None
             if not isinstance(record, dict):

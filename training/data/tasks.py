@@ -51,9 +51,9 @@ class HeldOutRows:
     `"train"` the other rows; other splits use their own file whole.
 
     Example:
-    >>> derive = HeldOutRows(size=2, seed=0)
+    >>> derive = HeldOutRows(size=2, seed=0)  # rows 2 and 4 of rng(0).permutation(5)
     >>> derive.rows("validation", 5).tolist(), derive.rows("train", 5).tolist()
-    ([2, 3], [0, 1, 4])
+    ([2, 4], [0, 1, 3])
     >>> derive.rows("test", 5) is None
     True
     """

@@ -2,7 +2,7 @@
 
 Run as::
 
-    python tests/backup_restore_worker.py BACKUP_DIR PROGRESS_FILE OUT.npz [SLEEP_S]
+    python tests/helpers/backup_restore_worker.py BACKUP_DIR PROGRESS_FILE OUT.npz [SLEEP_S]
 
 It trains a small `ptloss_tf.Distiller` for EPOCHS epochs of STEPS_PER_EPOCH
 steps with `keras.callbacks.BackupAndRestore(BACKUP_DIR, save_freq=SAVE_FREQ)`
@@ -187,5 +187,4 @@ def main(backup_dir, progress_path, out_path, sleep_s=0.0):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     main(*sys.argv[1:4], *(float(a) for a in sys.argv[4:5]))

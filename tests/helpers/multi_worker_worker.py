@@ -1,6 +1,6 @@
 """Helper for tests/test_multi_worker.py: one worker of a multi-worker run.
 
-Run as ``python tests/multi_worker_worker.py OUT.npz`` with `TF_CONFIG` set
+Run as ``python tests/helpers/multi_worker_worker.py OUT.npz`` with `TF_CONFIG` set
 (one process per worker). It creates `make_strategy("multi_worker")` first,
 builds the student and `ptloss_tf.Distiller` inside its scope, trains on the
 deterministic dataset below and writes the student's final weights to
@@ -22,7 +22,6 @@ Only safe, cheap imports at module level: pytest's --doctest-modules imports
 this file.
 """
 
-import os
 import sys
 
 GLOBAL_BATCH = 8
@@ -152,5 +151,4 @@ def main(out_path):
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     main(sys.argv[1])

@@ -1,7 +1,7 @@
 """Runs `ptloss-distill` with 2 logical CPU devices (for `--strategy mirrored`
 tests on a CPU-only machine).
 
-Usage: ``python tests/training/logical_cpus_cli.py [ptloss-distill args...]``.
+Usage: ``python tests/helpers/logical_cpus_cli.py [ptloss-distill args...]``.
 
 The root conftest.py gives pytest's own process 2 logical CPUs, but a
 subprocess starts TensorFlow afresh with one CPU device, so

@@ -1,0 +1,25 @@
+"""Shared test helpers: tiny run settings, vocabularies, independent
+references (`reference`), a tiny HuggingFace-layout BERT (`hf_bert`) and the
+worker scripts that tests start in subprocesses."""
+
+from ptloss_tf.training.data.tokenization import SPECIAL_TOKENS
+
+#: A `ptloss-distill` run on the synthetic task that takes seconds: the
+#: settings every end-to-end test starts from.
+TINY_RUN = [
+    "--synthetic-train", "160", "--synthetic-validation", "80",
+    "--synthetic-test", "80", "--epochs", "1", "--candidates", "8",
+    "--order", "2", "--student-layers", "1", "--hidden", "16", "--heads", "2",
+    "--intermediate", "32", "--batch-size", "32", "--verbose", "0",
+    "--no-xla",
+]
+
+
+def vocabulary(words):
+    """A BERT wordpiece vocabulary: the special tokens, then `words`.
+
+    Example:
+    >>> vocabulary(["good", "bad"])[4:]
+    ['[MASK]', 'good', 'bad']
+    """
+    return list(SPECIAL_TOKENS) + list(words)

@@ -1,0 +1,50 @@
+"""The datasets of one method's training: length-bucketed `tf.data`
+pipelines (`data.input_pipeline.make_dataset`) over a run's `Splits`, with
+teacher probabilities and labels as targets."""
+
+import numpy as np
+
+from ptloss_tf.training.data.input_pipeline import make_dataset
+
+
+def run_datasets(config, splits, preprocessor):
+    """`(train, validation, evaluations)`: the training and validation
+    datasets and `{split: dataset}` of the test split and any extra test
+    split (MNLI's `validation_mismatched`), unbucketed so that predictions
+    keep the examples' order."""
+    boundaries = None if config.no_bucketing else "auto"
+    # Buckets padded to their boundary: a handful of shapes, so XLA compiles
+    # a handful of programs (dynamic padding would recompile per length).
+    static = True
+
+    def targets(split):
+        return {"teacher_probs": splits.teacher_probs[split],
+                "labels": np.asarray(splits.examples[split].labels, np.int32)}
+
+    train = make_dataset(splits.examples["train"], preprocessor, config.batch_size,
+                         targets=targets("train"), shuffle=True, seed=config.seed,
+                         bucket_boundaries=boundaries, static_shapes=static,
+                         drop_remainder=config.strategy == "tpu")
+    validation = make_dataset(splits.examples["validation"], preprocessor, config.batch_size,
+                              targets=targets("validation"), bucket_boundaries=boundaries,
+                              static_shapes=static)
+    evaluations = {split: make_dataset(splits.examples[split], preprocessor,
+                                       config.batch_size, targets=targets(split))
+                   for split in ("test", *splits.extra_test_splits)}
+    return train, validation, evaluations
+
+
+def align_data_order_across_strategies(train, config):
+    """Makes the training batches independent of `--strategy`.
+
+    Under a non-default strategy (mirrored, multi-worker, TPU) Keras 3.15's
+    `fit` iterates the training dataset once before the first epoch, to
+    build the model from a batch (`TensorFlowTrainer._maybe_symbolic_build`);
+    each iteration of the dataset draws a new shuffle order, so epoch 1 then
+    trains on the dataset's second order. Under the default strategy this
+    starts one iteration here too, so the same `--seed` gives the same
+    batches in every epoch on every strategy (tested: a mirrored run's
+    first-epoch loss equals the default run's).
+    """
+    if config.strategy == "default":
+        iter(train)

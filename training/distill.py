@@ -1,0 +1,152 @@
+"""`ptloss-distill`: the whole run, stage by stage, as the data flows.
+
+    data + teacher outputs (teacher_join.load_splits)
+      -> coefficients (coefficient_search.choose_coefficients)
+      -> per method: Distiller -> student (train_method.train_method)
+      -> report (report.*)
+
+Output directory contract (`--output-dir`):
+
+* `report.json`: `{"task", "class_names", "num_segments", "results":
+  [{"method", "accuracy", "nll", "ece", "teacher_agreement", "replicas",
+  ...}], "coefficients": [[...]], "teacher": {"accuracy", ...}, "notes",
+  "config": {...}, "hardware": {"strategy", "replicas", "dtype_policy"},
+  "wall_seconds", "timings": {"wall_seconds", "load_seconds",
+  "search_seconds", "methods": {METHOD: {"train_seconds", "epochs_run",
+  "epoch_seconds"}}}}`. MNLI with `validation_mismatched.jsonl` among the
+  teacher outputs: each result also has `accuracy_mismatched`,
+  `nll_mismatched`, `ece_mismatched`, `teacher_agreement_mismatched` (the
+  mismatched validation set, a second test set) and the teacher
+  `accuracy_mismatched`; without that file the mismatched evaluation is
+  skipped and `notes` says so.
+* `coefficients.json` (+ `search.json`, `search.png` from the search)
+* `<method>/student.keras` for each method, `<method>/result.json`,
+  `<method>/history.json`, `<method>/timings.json`, TensorBoard logs in
+  `<method>/logs`
+* `learning_curves.png`
+* `samples.json`: a few test examples (texts, labels): the inputs
+  `ptloss-export` uses for warmup requests and verification.
+* `run_state.json`: what has finished, so the same command resumes an
+  interrupted run (finished methods are skipped, an interrupted one resumes
+  from its last `BackupAndRestore` backup).
+"""
+
+import json
+import os
+import time
+
+from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.training.coefficient_search import choose_coefficients
+from ptloss_tf.training.report import plot_learning_curves
+from ptloss_tf.training.report import print_table
+from ptloss_tf.training.report import teacher_report
+from ptloss_tf.training.report import write_samples
+from ptloss_tf.training.run_directory import REPORT
+from ptloss_tf.training.run_directory import mark_finished
+from ptloss_tf.training.run_directory import prepare_output_dir
+from ptloss_tf.training.teacher_join import load_splits
+from ptloss_tf.training.train_method import TIMINGS
+from ptloss_tf.training.train_method import make_run_strategy
+from ptloss_tf.training.train_method import train_method
+from ptloss_tf.validation import check_probabilities
+
+
+def log(message):
+    print(message, flush=True)
+
+
+def run(config):
+    """The whole run (see the module docstring) of a `DistillConfig`;
+    returns the report.
+
+    `mixed_precision` sets Keras' global dtype policy for the run only: the
+    previous policy is restored afterwards, so a run inside a longer process
+    (tests, notebooks) does not leak it.
+    """
+    import keras
+
+    previous_policy = keras.config.dtype_policy()
+    try:
+        if config.mixed_precision:
+            keras.config.set_dtype_policy(f"mixed_{config.mixed_precision}")
+        return _run(config)
+    finally:
+        keras.config.set_dtype_policy(previous_policy)
+
+
+def _run(config):
+    start = time.time()
+    output_dir, state = prepare_output_dir(config, log=log)
+    strategy = make_run_strategy(config)
+
+    splits = load_splits(config, log=log)
+    for split in ("train", "validation", "test", *splits.extra_test_splits):
+        check_probabilities(splits.teacher_probs[split], name=f"teacher probabilities ({split})")
+    teacher = teacher_report(splits)
+    log(f"Task {config.task}: "
+        f"{', '.join(f'{k} {len(v)}' for k, v in splits.examples.items())} examples, "
+        f"classes {list(splits.class_names)}; teacher test accuracy {teacher['accuracy']:.4f}")
+    loaded = time.time()
+
+    coefficients, search = choose_coefficients(config, splits, output_dir, log=log)
+    searched = time.time()
+
+    results = []
+    for method in config.loss:
+        result_path = os.path.join(output_dir, method, "result.json")
+        if method in state["finished"] and os.path.exists(result_path):
+            with open(result_path) as f:
+                results.append(json.load(f))
+            log(f"== {method}: already finished, skipped ==")
+            continue
+        results.append(train_method(method, config, splits, coefficients, output_dir,
+                                    strategy=strategy, log=log))
+        mark_finished(output_dir, state, method)
+
+    print_table(results, teacher, log=log)
+    plot_learning_curves(output_dir, config.loss)
+    write_samples(output_dir, splits.examples["test"])
+    report = _report(config, splits, results, coefficients, search, teacher, strategy)
+    report["wall_seconds"] = time.time() - start
+    report["timings"] = _timings(output_dir, results, report["wall_seconds"],
+                                 load_seconds=loaded - start, search_seconds=searched - loaded)
+    atomic_write_json(os.path.join(output_dir, REPORT), report)
+    log(f"\nWrote {os.path.join(output_dir, REPORT)} ({report['wall_seconds']:.0f} s).")
+    return report
+
+
+def _report(config, splits, results, coefficients, search, teacher, strategy):
+    import keras
+
+    return {
+        "task": config.task,
+        "class_names": list(splits.class_names),
+        "num_segments": len(splits.examples["test"].texts),
+        "results": results,
+        "coefficients": coefficients.values.tolist() if coefficients is not None else None,
+        "search": search,
+        "teacher": teacher,
+        "task_config": splits.task_config,
+        "notes": splits.notes,
+        "config": config.to_dict(),
+        "hardware": {"strategy": type(strategy).__name__,
+                     "replicas": int(strategy.num_replicas_in_sync),
+                     "dtype_policy": keras.config.dtype_policy().name},
+    }
+
+
+def _timings(output_dir, results, wall_seconds, load_seconds, search_seconds):
+    """`report.json`'s `timings`: benchmarks read these instead of logs.
+    A method resumed or skipped in this process keeps its recorded times."""
+    methods = {}
+    for result in results:
+        path = os.path.join(output_dir, result["method"], TIMINGS)
+        epoch_seconds = []
+        if os.path.exists(path):
+            with open(path) as f:
+                epoch_seconds = json.load(f).get("epoch_seconds", [])
+        methods[result["method"]] = {"train_seconds": result.get("train_seconds"),
+                                     "epochs_run": result.get("epochs_run"),
+                                     "epoch_seconds": epoch_seconds}
+    return {"wall_seconds": wall_seconds, "load_seconds": load_seconds,
+            "search_seconds": search_seconds, "methods": methods}

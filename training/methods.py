@@ -1,0 +1,45 @@
+"""The distillation methods of `ptloss-distill --loss`: the names of
+`ptloss_tf.losses.get`'s registry plus `ptloss_random` (PTLoss with random
+coefficients, the paper's control), and the loss each one trains with.
+
+Example:
+>>> METHODS
+('kl', 'temperature', 'label_smoothing', 'focal', 'ptloss', 'ptloss_random')
+>>> type(make_loss("temperature", 2, temperature=3.0)).__name__
+'TemperatureKLDivergence'
+"""
+
+from ptloss_tf.losses import NAMES
+
+#: The method names, in `--help` order: the registry's, then the control.
+METHODS = NAMES + ("ptloss_random",)
+#: Methods that need PTLoss coefficients from the Proxy Teacher search.
+SEARCHED = ("ptloss",)
+
+
+def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing=0.1,
+              focal_tau=2.0, order=5, search_seed=0):
+    """The `from_logits=True` loss of one method.
+
+    Args:
+        method: one of `METHODS`.
+        num_classes: the task's number of classes (`ptloss_random`).
+        coefficients: the searched `Coefficients` (`ptloss`).
+        temperature, smoothing, focal_tau: the baselines' parameters.
+        order, search_seed: `ptloss_random`'s number of perturbed terms and
+            the seed of its random coefficients.
+    """
+    import ptloss_tf
+
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    if method == "ptloss_random":
+        coefficients = ptloss_tf.random_coefficients(order, num_classes, seed=search_seed)
+        method = "ptloss"
+    if method == "ptloss" and coefficients is None:
+        raise ValueError("the `ptloss` method needs `coefficients`.")
+    params = {"ptloss": {"coefficients": coefficients},
+              "temperature": {"temperature": temperature},
+              "label_smoothing": {"smoothing": smoothing},
+              "focal": {"focusing": focal_tau}}.get(method, {})
+    return ptloss_tf.losses.get(method, from_logits=True, **params)

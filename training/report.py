@@ -1,0 +1,90 @@
+"""The report stage: the teacher's statistics, the result table, the
+export samples and the learning-curve plot."""
+
+import json
+import os
+
+import numpy as np
+
+from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.probabilities import teacher_statistics
+from ptloss_tf.training.splits import suffix
+
+SAMPLES = "samples.json"
+SAMPLE_COUNT = 8
+
+
+def teacher_report(splits):
+    """The teacher's test accuracy, TVD to the labels and validation accuracy
+    (`accuracy_mismatched` too when MNLI's mismatched set is loaded; the
+    distances to p* and the Bayes accuracy for the synthetic task)."""
+    def accuracy(split):
+        return float(np.mean(splits.teacher_probs[split].argmax(1)
+                             == splits.examples[split].labels))
+
+    report = teacher_statistics(splits.teacher_probs["test"],
+                                np.asarray(splits.examples["test"].labels),
+                                p_star=splits.p_star.get("test"))
+    report["validation_accuracy"] = accuracy("validation")
+    for split in splits.extra_test_splits:
+        report[f"accuracy{suffix(split)}"] = accuracy(split)
+    return report
+
+
+def print_table(results, teacher, log=print):
+    """Logs one row per method (test metrics, then `*_mismatched` ones where
+    present) and a line for the teacher."""
+    columns = ["accuracy", "nll", "ece", "teacher_agreement"]
+    for extra in ("kl_to_p_star", "accuracy_mismatched", "nll_mismatched", "ece_mismatched"):
+        if any(extra in r for r in results):
+            columns.append(extra)
+    widths = [max(18, len(c) + 2) for c in columns]
+    header = f"{'method':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))
+    log("\n" + header + "\n" + "-" * len(header))
+    for r in results:
+        log(f"{r['method']:<16}" + "".join(f"{r.get(c, float('nan')):{w}.4f}"
+                                           for c, w in zip(columns, widths)))
+    extra = f", KL to p* {teacher['kl_to_p_star']:.4f}" if "kl_to_p_star" in teacher else ""
+    if "accuracy_mismatched" in teacher:
+        extra += f", mismatched accuracy {teacher['accuracy_mismatched']:.4f}"
+    log(f"teacher: test accuracy {teacher['accuracy']:.4f}, TVD to labels "
+        f"{teacher['tvd_to_labels']:.4f}{extra}")
+
+
+def write_samples(output_dir, examples, count=SAMPLE_COUNT):
+    """`samples.json`: the first `count` test examples, as export inputs."""
+    n = min(count, len(examples))
+    atomic_write_json(os.path.join(output_dir, SAMPLES), {
+        "texts": [[str(t[i]) for t in examples.texts] for i in range(n)],
+        "labels": [int(x) for x in examples.labels[:n]],
+        "class_names": list(examples.class_names),
+    })
+
+
+def plot_learning_curves(output_dir, methods):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for method in methods:
+        path = os.path.join(output_dir, method, "history.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            history = json.load(f)
+        epochs = np.arange(1, len(history.get("loss", [])) + 1)
+        line, = axes[0].plot(epochs, history.get("loss", []), label=f"{method} train")
+        if "val_loss" in history:
+            axes[0].plot(epochs, history["val_loss"], ls="--", color=line.get_color(),
+                         label=f"{method} val")
+        if "val_accuracy" in history:
+            axes[1].plot(epochs, history["val_accuracy"], color=line.get_color(), label=method)
+    axes[0].set(xlabel="epoch", ylabel="loss", title="loss")
+    axes[1].set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+    for ax in axes:
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(os.path.join(output_dir, "learning_curves.png"), dpi=110)
+    plt.close(fig)

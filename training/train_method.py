@@ -1,0 +1,168 @@
+"""Training and evaluating one method: a keras-hub BERT student distilled
+with `ptloss_tf.Distiller` from the cached teacher probabilities; writes
+`<method>/` (student, result, history, logs)."""
+
+import os
+import time
+import warnings
+
+import numpy as np
+
+import ptloss_tf
+from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.probabilities import distance_to_p_star
+from ptloss_tf.probabilities import softmax
+from ptloss_tf.training.datasets import align_data_order_across_strategies
+from ptloss_tf.training.datasets import run_datasets
+from ptloss_tf.training.methods import make_loss
+from ptloss_tf.training.splits import suffix
+
+STUDENT_FILE = "student.keras"
+BEST_WEIGHTS = "best.weights.h5"
+#: Per-method timings beside result.json (`{"epoch_seconds": [...]}`).
+TIMINGS = "timings.json"
+
+
+def learning_rate(config):
+    """`--learning-rate`, else 2e-3 from scratch and 5e-5 for pretrained weights
+    (2e-3 destroys a pretrained BERT: SST-2 students fell to chance)."""
+    if config.learning_rate is not None:
+        return config.learning_rate
+    return 5e-5 if config.preset else 2e-3
+
+
+def make_run_strategy(config):
+    """The run's `tf.distribute` strategy, created once per run: several
+    `MirroredStrategy` objects in one process clash (collective keys), and a
+    multi-worker strategy must exist before other TensorFlow work."""
+    try:
+        return ptloss_tf.make_strategy(config.strategy, tpu=config.tpu)
+    except RuntimeError as e:  # e.g. no TPU: a user-facing one-line error
+        raise ValueError(str(e)) from None
+
+
+EVALUATION_KEYS = ("accuracy", "nll", "ece", "teacher_agreement")
+
+
+def build_distiller(method, config, splits, coefficients, strategy):
+    """`(distiller, student, preprocessor)`: a new keras-hub BERT student
+    and its compiled `ptloss_tf.Distiller`, built in `strategy`'s scope."""
+    import keras
+
+    from ptloss_tf.training.student import build_classifier
+
+    num_classes = len(splits.class_names)
+    with strategy.scope():
+        student, preprocessor = build_classifier(
+            num_classes, sequence_length=config.default_sequence_length, preset=config.preset,
+            vocabulary=config.vocabulary or splits.vocabulary,
+            num_layers=config.student_layers, hidden_dim=config.hidden,
+            num_heads=config.heads, intermediate_dim=config.intermediate,
+            dropout=config.dropout, init_from_layers=config.init_from_layers, seed=config.seed,
+        )
+        loss = make_loss(method, num_classes, coefficients=coefficients,
+                         temperature=config.temperature, smoothing=config.smoothing,
+                         focal_tau=config.focal_tau, order=config.order,
+                         search_seed=config.search_seed)
+        distiller = ptloss_tf.Distiller(student)
+        distiller.compile(
+            optimizer=keras.optimizers.AdamW(learning_rate(config)),
+            distillation_loss=loss,
+            student_loss_weight=config.student_loss_weight,
+            jit_compile=False if config.no_xla else "auto",
+            steps_per_execution=config.steps_per_execution,
+        )
+    return distiller, student, preprocessor
+
+
+def training_callbacks(config, method_dir, epoch_seconds):
+    """Backup (resume), best-validation-accuracy checkpoint, early stopping,
+    TensorBoard, and each epoch's wall time appended to `epoch_seconds`."""
+    import keras
+
+    from ptloss_tf.callbacks import AtomicBackupAndRestore
+
+    started = []
+    return [
+        AtomicBackupAndRestore(os.path.join(method_dir, "backup")),
+        keras.callbacks.ModelCheckpoint(os.path.join(method_dir, BEST_WEIGHTS),
+                                        monitor="val_accuracy", mode="max",
+                                        save_best_only=True, save_weights_only=True),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                      patience=config.early_stopping_patience),
+        keras.callbacks.TensorBoard(os.path.join(method_dir, "logs")),
+        keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
+            on_epoch_end=lambda epoch, logs: epoch_seconds.append(
+                time.perf_counter() - started[-1])),
+    ]
+
+
+def evaluate(distiller, dataset, key_suffix="", keys=EVALUATION_KEYS):
+    """The distiller's metrics on `dataset`, keys suffixed (`_mismatched`)."""
+    metrics = distiller.evaluate(dataset, verbose=0, return_dict=True)
+    return {f"{k}{key_suffix}": float(metrics[k]) for k in keys}
+
+
+def save_student(distiller, student, preprocessor, method_dir):
+    """Writes `student.keras` atomically, with its preprocessor attached, so
+    it is self-contained: `load_model(...).predict(["raw text"])` works and
+    `ptloss-export` finds the tokenizer and sequence length in it (training
+    fed token ids)."""
+    student.preprocessor = preprocessor
+    tmp = os.path.join(method_dir, "student.tmp.keras")
+    distiller.save(tmp)
+    os.replace(tmp, os.path.join(method_dir, STUDENT_FILE))
+
+
+def train_method(method, config, splits, coefficients, output_dir, strategy=None, log=print):
+    """Trains and evaluates one method; writes `<method>/` and returns its
+    result (test metrics; `*_mismatched` ones for MNLI's mismatched
+    validation set when loaded; distances to p* for the synthetic task)."""
+    import keras
+
+    method_dir = os.path.join(output_dir, method)
+    os.makedirs(method_dir, exist_ok=True)
+    strategy = strategy or make_run_strategy(config)
+    distiller, student, preprocessor = build_distiller(method, config, splits, coefficients,
+                                                       strategy)
+    train, validation, evaluations = run_datasets(config, splits, preprocessor)
+    align_data_order_across_strategies(train, config)
+    epoch_seconds = []
+    callbacks = training_callbacks(config, method_dir, epoch_seconds)
+    log(f"\n== {method}: training {student.count_params():,} parameters for up to "
+        f"{config.epochs} epochs on {strategy.num_replicas_in_sync} replica(s) "
+        f"({type(strategy).__name__}, dtype policy {keras.config.dtype_policy().name}) ==")
+    start = time.time()
+    with warnings.catch_warnings():
+        # Bucketed datasets have unknown cardinality; Keras warns at each epoch end.
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        history = distiller.fit(train, validation_data=validation, epochs=config.epochs,
+                                callbacks=callbacks, verbose=config.verbose, shuffle=False)
+    train_seconds = time.time() - start
+    best_path = os.path.join(method_dir, BEST_WEIGHTS)
+    if os.path.exists(best_path):
+        distiller.load_weights(best_path)
+    test = evaluations["test"]
+    result = {
+        "method": method,
+        **evaluate(distiller, test, keys=EVALUATION_KEYS + ("distillation_loss",)),
+        "epochs_run": len(history.history.get("loss", [])),
+        "train_seconds": train_seconds,
+        "best_val_accuracy": float(max(history.history.get("val_accuracy", [np.nan]))),
+        "replicas": int(strategy.num_replicas_in_sync),
+    }
+    for split in splits.extra_test_splits:
+        result.update(evaluate(distiller, evaluations[split], suffix(split)))
+    if splits.p_star:
+        logits = distiller.predict(test.map(lambda x, y: x), verbose=0)
+        result.update(distance_to_p_star(softmax(np.asarray(logits, np.float32)),
+                                         splits.p_star["test"]))
+    save_student(distiller, student, preprocessor, method_dir)
+    atomic_write_json(os.path.join(method_dir, "history.json"),
+                      {k: [float(x) for x in v] for k, v in history.history.items()})
+    # Epoch times of this process only: an epoch restored from a backup
+    # after an interruption was timed by the earlier process.
+    atomic_write_json(os.path.join(method_dir, TIMINGS), {"epoch_seconds": epoch_seconds})
+    atomic_write_json(os.path.join(method_dir, "result.json"), result)
+    return result
