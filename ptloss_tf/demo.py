@@ -14,12 +14,13 @@ Example:
 """
 
 import argparse
-import json
 import os
 import sys
 import time
 
 import numpy as np
+
+from ptloss_tf.io_utils import atomic_write_json
 
 
 def make_task(num_examples, num_features, overconfidence, prior_shift, seed):
@@ -123,10 +124,7 @@ def run(args):
     if args.output_dir:
         os.makedirs(args.output_dir, exist_ok=True)
         path = os.path.join(args.output_dir, "demo_report.json")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(report, f, indent=1)
-        os.replace(tmp, path)
+        atomic_write_json(path, report)
         for criterion, result in chosen.items():
             result.plot(os.path.join(args.output_dir, f"search_{criterion}.png"))
         print(f"\nWrote {path}")

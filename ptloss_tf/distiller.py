@@ -3,8 +3,7 @@
 import keras
 import numpy as np
 from keras import ops
-from keras.src.losses.loss import unscale_loss_for_distribution
-
+from ptloss_tf import keras_compat
 from ptloss_tf import validation
 from ptloss_tf.losses.kl_divergence import KLDivergence
 from ptloss_tf.metrics import ExpectedCalibrationError
@@ -265,20 +264,21 @@ class Distiller(keras.Model):
         distill = self.distillation_loss(teacher_probs, y_pred, sample_weight)
         batch = ops.shape(y_pred)[0]
         self.distillation_loss_tracker.update_state(
-            unscale_loss_for_distribution(distill), sample_weight=batch
+            keras_compat.unscale_loss_for_distribution(distill), sample_weight=batch
         )
         total = (1.0 - self.student_loss_weight) * distill
         if LABELS in y:
             student = self.student_loss(y[LABELS], y_pred, sample_weight)
             self.student_loss_tracker.update_state(
-                unscale_loss_for_distribution(student), sample_weight=batch
+                keras_compat.unscale_loss_for_distribution(student), sample_weight=batch
             )
             if self.student_loss_weight > 0:
                 total = total + self.student_loss_weight * student
         regularisation = self.student.losses
         if regularisation:
-            total = total + self._aggregate_additional_loss(
-                ops.sum(ops.stack([ops.cast(l, "float32") for l in regularisation]))
+            total = total + keras_compat.aggregate_additional_loss(
+                self,
+                ops.sum(ops.stack([ops.cast(l, "float32") for l in regularisation])),
             )
         return total
 
@@ -300,7 +300,7 @@ class Distiller(keras.Model):
         return self._results(has_labels=LABELS in y)
 
     def _results(self, has_labels):
-        metrics = [self._loss_tracker, self.distillation_loss_tracker,
+        metrics = [keras_compat.loss_tracker(self), self.distillation_loss_tracker,
                    self.agreement_metric]
         if has_labels:
             metrics += [self.student_loss_tracker, self.accuracy_metric,
@@ -312,7 +312,7 @@ class Distiller(keras.Model):
         if not self.compiled:
             return []
         return [
-            self._loss_tracker,
+            keras_compat.loss_tracker(self),
             self.distillation_loss_tracker,
             self.student_loss_tracker,
             self.agreement_metric,
@@ -412,7 +412,7 @@ class Distiller(keras.Model):
 
     def _int_masks(self, data):
         # Only distributed runs reduce the first batch (see `int_masks`).
-        if getattr(self, "_distribute_strategy", None) is None:
+        if keras_compat.model_distribute_strategy(self) is None:
             return data
         return int_masks(data)
 

@@ -31,7 +31,16 @@ def _is_concrete(x):
 
 
 class DistillationLossBase(keras.losses.Loss):
-    """Base class: input handling shared by all distillation losses."""
+    """Base class: input handling shared by all distillation losses.
+
+    `call` checks the inputs, softens teacher and student by the temperature
+    (`_prepare`), hands the tempered teacher probabilities `p` and student
+    log-probabilities `log_q` to the subclass' `_per_example_loss`, and
+    multiplies its `[B]` result by `T^2`. Subclasses spell out their full
+    constructor signature (their documented API, read by
+    `ptloss_tf.losses.parameters`) and forward the five shared arguments to
+    this constructor positionally, in its order.
+    """
 
     def __init__(
         self,
@@ -48,6 +57,20 @@ class DistillationLossBase(keras.losses.Loss):
     @property
     def compute_dtype_for_loss(self):
         return "float64" if self.dtype == "float64" else "float32"
+
+    @property
+    def _expected_num_classes(self):
+        """The class count the loss is bound to (PTLoss' coefficients), or None."""
+        return None
+
+    def call(self, y_true, y_pred):
+        p, log_q = self._prepare(y_true, y_pred, self._expected_num_classes)
+        return self._scale(self._per_example_loss(p, log_q))
+
+    def _per_example_loss(self, p, log_q):
+        """`[B]` loss of tempered teacher probs `p` and student log-probs `log_q`
+        (both `[B, K]`), before the `T^2` factor."""
+        raise NotImplementedError
 
     def _check_shapes(self, y_true, y_pred, num_classes=None):
         t_shape = tuple(y_true.shape)

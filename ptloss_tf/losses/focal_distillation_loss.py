@@ -37,24 +37,17 @@ class FocalDistillationLoss(DistillationLossBase):
         name="focal_distillation_loss",
         dtype=None,
     ):
-        super().__init__(
-            from_logits=from_logits,
-            temperature=temperature,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(from_logits, temperature, reduction, name, dtype)
         focusing = float(focusing)
         if not focusing >= 0.0:
             raise ValueError(f"`focusing` (tau) must be >= 0, got {focusing}.")
         self.focusing = focusing
 
-    def call(self, y_true, y_pred):
-        p, log_q = self._prepare(y_true, y_pred)
+    def _per_example_loss(self, p, log_q):
         # Floored so that the power's derivative stays finite at q = 1.
         one_minus_q = ops.maximum(-ops.expm1(log_q), 1e-30)
         weight = ops.power(one_minus_q, self.focusing)
-        return self._scale(-ops.sum(p * weight * log_q, axis=-1))
+        return -ops.sum(p * weight * log_q, axis=-1)
 
     def get_config(self):
         config = super().get_config()

@@ -36,14 +36,7 @@ class KLDivergence(DistillationLossBase):
         name="kl_divergence",
         dtype=None,
     ):
-        super().__init__(
-            from_logits=from_logits,
-            temperature=temperature,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(from_logits, temperature, reduction, name, dtype)
 
-    def call(self, y_true, y_pred):
-        p, log_q = self._prepare(y_true, y_pred)
-        return self._scale(self._kl(p, log_q))
+    def _per_example_loss(self, p, log_q):
+        return self._kl(p, log_q)

@@ -37,13 +37,7 @@ class LabelSmoothingKLDivergence(DistillationLossBase):
         name="label_smoothing_kl_divergence",
         dtype=None,
     ):
-        super().__init__(
-            from_logits=from_logits,
-            temperature=temperature,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(from_logits, temperature, reduction, name, dtype)
         smoothing = float(smoothing)
         if not 0.0 <= smoothing <= 1.0:
             raise ValueError(
@@ -51,11 +45,10 @@ class LabelSmoothingKLDivergence(DistillationLossBase):
             )
         self.smoothing = smoothing
 
-    def call(self, y_true, y_pred):
-        p, log_q = self._prepare(y_true, y_pred)
+    def _per_example_loss(self, p, log_q):
         num_classes = p.shape[-1]
         p = (1.0 - self.smoothing) * p + self.smoothing / num_classes
-        return self._scale(self._kl(p, log_q))
+        return self._kl(p, log_q)
 
     def get_config(self):
         config = super().get_config()

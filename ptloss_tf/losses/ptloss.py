@@ -92,13 +92,7 @@ class PTLoss(DistillationLossBase):
         dtype=None,
         variable_coefficients=False,
     ):
-        super().__init__(
-            from_logits=from_logits,
-            temperature=temperature,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(from_logits, temperature, reduction, name, dtype)
         self.coefficients = as_coefficients(coefficients)
         self.variable_coefficients = bool(variable_coefficients)
         self._traced = False
@@ -153,9 +147,11 @@ class PTLoss(DistillationLossBase):
         """
         return cls(Coefficients.binary(eps, gamma), **kwargs)
 
-    def call(self, y_true, y_pred):
-        eta_np = self.coefficients.values
-        p, log_q = self._prepare(y_true, y_pred, eta_np.shape[1])
+    @property
+    def _expected_num_classes(self):
+        return self.coefficients.values.shape[1]
+
+    def _per_example_loss(self, p, log_q):
         if self.variable_coefficients:
             eta = ops.cast(self.coefficients_variable, self.compute_dtype_for_loss)
         else:
@@ -167,7 +163,7 @@ class PTLoss(DistillationLossBase):
         per_class = self._p_log_p(p) + p * (
             perturbation_polynomial(eta, one_minus_q) - log_q
         )
-        return self._scale(ops.sum(per_class, axis=-1))
+        return ops.sum(per_class, axis=-1)
 
     def get_config(self):
         config = super().get_config()

@@ -33,10 +33,4 @@ class TemperatureKLDivergence(KLDivergence):
         name="temperature_kl_divergence",
         dtype=None,
     ):
-        super().__init__(
-            from_logits=from_logits,
-            temperature=temperature,
-            reduction=reduction,
-            name=name,
-            dtype=dtype,
-        )
+        super().__init__(from_logits, temperature, reduction, name, dtype)

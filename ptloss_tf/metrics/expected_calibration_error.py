@@ -49,15 +49,7 @@ class ExpectedCalibrationError(keras.metrics.Metric):
     >>> float(m.result())
     0.0
 
-    Usage with `compile()` API:
-
-    ```python
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=[ExpectedCalibrationError(num_bins=15)],
-    )
-    ```
+    Usage with `compile()`: `model.compile(..., metrics=[ExpectedCalibrationError(num_bins=15)])`.
     """
 
     def __init__(self, num_bins=15, from_logits=False, name="ece", dtype=None):

@@ -35,25 +35,16 @@ class NegativeLogLikelihood(_utils.PerExampleMeanMetric):
 
     Example:
 
-    >>> import numpy as np
     >>> m = NegativeLogLikelihood()
-    >>> m.update_state([1, 0], np.array([[0.5, 0.5], [0.25, 0.75]]))
+    >>> m.update_state([1, 0], [[0.5, 0.5], [0.25, 0.75]])
     >>> round(float(m.result()), 4)  # (log 2 + log 4) / 2
     1.0397
     >>> m = NegativeLogLikelihood(from_logits=True)
-    >>> m.update_state([0], np.array([[0.0, 0.0]]))
+    >>> m.update_state([0], [[0.0, 0.0]])
     >>> round(float(m.result()), 4)  # log 2
     0.6931
 
-    Usage with `compile()` API:
-
-    ```python
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=[NegativeLogLikelihood()],
-    )
-    ```
+    Usage with `compile()`: `model.compile(..., metrics=[NegativeLogLikelihood()])`.
     """
 
     def __init__(self, from_logits=False, name="nll", dtype=None):

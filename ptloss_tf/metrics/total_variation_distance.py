@@ -55,15 +55,7 @@ class TotalVariationDistance(_utils.PerExampleMeanMetric):
     >>> round(float(m.result()), 4)
     0.25
 
-    Usage with `compile()` API:
-
-    ```python
-    model.compile(
-        optimizer="adam",
-        loss="sparse_categorical_crossentropy",
-        metrics=[TotalVariationDistance()],
-    )
-    ```
+    Usage with `compile()`: `model.compile(..., metrics=[TotalVariationDistance()])`.
     """
 
     def __init__(self, from_logits=False, name="tvd", dtype=None):
