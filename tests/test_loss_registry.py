@@ -12,7 +12,7 @@ from scipy.special import xlogy
 
 import ptloss_tf
 from ptloss_tf import losses
-from tests import reference
+from tests.helpers import reference
 
 
 def _data(seed=7, batch=6, num_classes=3):
