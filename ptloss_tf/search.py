@@ -79,16 +79,10 @@ def proxy_nll(proxy_probs, labels):
     """The `"nll"` criterion: `mean_n -log q_n[y_n]` of proxy teacher and labels.
 
     A proper scoring rule (MATH.md Sec. 3b); inf where a label gets
-    probability 0. Not to be confused with the training metric
+    probability 0. Arguments and result as for `deviation` (`[S]` for a
+    leading candidate axis). Not to be confused with the training metric
     `ptloss_tf.metrics.NegativeLogLikelihood`, which averages a student's NLL
     over batches.
-
-    Args:
-        proxy_probs: `[N, K]` or `[S, N, K]` proxy-teacher probabilities.
-        labels: `[N]` integer labels.
-
-    Returns:
-        float64 tensor: a scalar, or `[S]` for a leading candidate axis.
 
     Example:
     >>> round(float(proxy_nll([[0.5, 0.5], [0.2, 0.8]], [1, 1])), 6)  # -(ln .5 + ln .8) / 2
