@@ -4,9 +4,11 @@ The public API::
 
     PTLoss, KLDivergence, TemperatureKLDivergence, LabelSmoothingKLDivergence,
     FocalDistillationLoss, PTLossDistillation, Coefficients, Distiller,
-    metrics.*, proxy_teacher, deviation, brier_score, negative_log_likelihood,
+    metrics.*, proxy_teacher, deviation, brier_score, proxy_nll,
     search_coefficients, sample_candidates, random_coefficients, SearchResult,
-    make_strategy
+    make_strategy, probabilities
+
+(`negative_log_likelihood` is the deprecated name of `proxy_nll`.)
 
 The losses, metrics and the `Distiller` are backend-agnostic Keras 3 (they
 also run under `KERAS_BACKEND=jax`); the proxy-teacher solver, the search and
@@ -18,6 +20,7 @@ import importlib
 from ptloss_tf import callbacks
 from ptloss_tf import losses
 from ptloss_tf import metrics
+from ptloss_tf import probabilities
 from ptloss_tf.coefficients import Coefficients
 from ptloss_tf.distiller import Distiller
 from ptloss_tf.losses import FocalDistillationLoss
@@ -34,7 +37,8 @@ _TENSORFLOW_API = {
     "proxy_teacher": "ptloss_tf.proxy",
     "brier_score": "ptloss_tf.search",
     "deviation": "ptloss_tf.search",
-    "negative_log_likelihood": "ptloss_tf.search",
+    "negative_log_likelihood": "ptloss_tf.search",  # deprecated: proxy_nll
+    "proxy_nll": "ptloss_tf.search",
     "random_coefficients": "ptloss_tf.search",
     "sample_candidates": "ptloss_tf.search",
     "search_coefficients": "ptloss_tf.search",

@@ -21,6 +21,8 @@ class Coefficients:
     >>> eta = Coefficients.binary(eps=[1.0], gamma=[1.0])
     >>> eta.order, eta.num_classes, eta.is_convex
     (1, 2, True)
+    >>> eta.to_json()
+    '{"coefficients": [[1.0, 1.0]]}'
     >>> Coefficients.from_json(eta.to_json()) == eta
     True
     """

@@ -133,8 +133,8 @@ def model_distribute_strategy(model):
 
     Example:
     >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    >>> model_distribute_strategy(model) is None
-    True
+    >>> print(model_distribute_strategy(model))
+    None
     """
     try:
         return model._distribute_strategy

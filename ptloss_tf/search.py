@@ -3,14 +3,17 @@
 Functions:
 
 * `deviation(proxy_probs, labels)`: paper Eq. 21 as MATH.md Sec. 3 states it.
-* `brier_score`, `negative_log_likelihood`: proper scoring rules of the proxy
-  teacher against the labels (MATH.md Sec. 3b).
+* `brier_score`, `proxy_nll`: proper scoring rules of the proxy teacher
+  against the labels (MATH.md Sec. 3b). (`negative_log_likelihood` is the
+  deprecated name of `proxy_nll`; the metric of that name is
+  `ptloss_tf.metrics.NegativeLogLikelihood`.)
 * `sample_candidates`, `random_coefficients`: uniform candidates.
 * `search_coefficients`: draw candidates, solve all proxy teachers in one
   batched call, score them with every criterion, keep the best.
 """
 
 import logging
+import warnings
 
 import numpy as np
 import tensorflow as tf
@@ -72,22 +75,43 @@ def brier_score(proxy_probs, labels):
     return tf.reduce_mean(tf.reduce_sum(tf.square(q - y), axis=-1), axis=-1)
 
 
-def negative_log_likelihood(proxy_probs, labels):
-    """`mean_n -log q_n[y_n]` (inf where a label gets probability 0).
+def proxy_nll(proxy_probs, labels):
+    """The `"nll"` criterion: `mean_n -log q_n[y_n]` of proxy teacher and labels.
+
+    A proper scoring rule (MATH.md Sec. 3b); inf where a label gets
+    probability 0. Arguments and result as for `deviation` (`[S]` for a
+    leading candidate axis). Not to be confused with the training metric
+    `ptloss_tf.metrics.NegativeLogLikelihood`, which averages a student's NLL
+    over batches.
 
     Example:
-    >>> round(float(negative_log_likelihood([[0.5, 0.5]], [1])), 6)
-    0.693147
+    >>> round(float(proxy_nll([[0.5, 0.5], [0.2, 0.8]], [1, 1])), 6)  # -(ln .5 + ln .8) / 2
+    0.458145
     """
     q = tf.convert_to_tensor(proxy_probs, tf.float64)
     y = _one_hot(labels, q.shape[-1])
     return tf.reduce_mean(-tf.math.log(tf.reduce_sum(q * y, axis=-1)), axis=-1)
 
 
+def negative_log_likelihood(proxy_probs, labels):
+    """Deprecated name of `proxy_nll` (same value, with a `DeprecationWarning`).
+
+    Renamed because `ptloss_tf.metrics.NegativeLogLikelihood` is another thing.
+    """
+    warnings.warn(
+        "ptloss_tf.negative_log_likelihood (the proxy teacher's NLL criterion) "
+        "is deprecated; use ptloss_tf.proxy_nll. The metric is "
+        "ptloss_tf.metrics.NegativeLogLikelihood.",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    return proxy_nll(proxy_probs, labels)
+
+
 _SCORERS = {
     "deviation": deviation,
     "brier": brier_score,
-    "nll": negative_log_likelihood,
+    "nll": proxy_nll,
 }
 assert tuple(_SCORERS) == CRITERIA
 
@@ -196,7 +220,8 @@ def search_coefficients(
 
     Returns:
         A `SearchResult` with `.best`, `.candidates [S, M, K]`,
-        `.deviations [S]` (the chosen criterion), `.scores` (every criterion),
+        `.criterion_scores [S]` (the chosen criterion's), `.scores` (every
+        criterion),
         `.teacher_scores` (the raw teacher, i.e. `eta = 0`), `.table()`,
         `.plot()`, `.to_json()`.
 
@@ -206,7 +231,7 @@ def search_coefficients(
     >>> probs = rng.dirichlet([1.0, 1.0], size=200)
     >>> labels = rng.integers(0, 2, size=200)
     >>> result = search_coefficients(probs, labels, order=2, num_candidates=8)
-    >>> result.best.shape, result.candidates.shape, result.deviations.shape
+    >>> result.best.shape, result.candidates.shape, result.criterion_scores.shape
     ((2, 2), (8, 2, 2), (8,))
     """
     if criterion not in CRITERIA:

@@ -1,6 +1,7 @@
 """`SearchResult`: the outcome of `search_coefficients`."""
 
 import json
+import warnings
 
 import numpy as np
 
@@ -25,8 +26,8 @@ class SearchResult:
     >>> r = SearchResult(np.zeros((2, 1, 2)),
     ...                  {c: np.array([2.0, 1.0]) for c in CRITERIA},
     ...                  "brier", {c: 3.0 for c in CRITERIA})
-    >>> r.best_index
-    1
+    >>> r.best_index, r.criterion_scores.tolist()
+    (1, [2.0, 1.0])
     """
 
     def __init__(self, candidates, scores, criterion, teacher_scores, seed=None):
@@ -39,13 +40,29 @@ class SearchResult:
         self.seed = seed
 
     @property
-    def deviations(self):
-        """`[S]` scores of the chosen criterion (Eq. 21's D by default)."""
+    def criterion_scores(self):
+        """`[S]` scores under `criterion`, the one that picks `best`.
+
+        Eq. 21's deviation `D` with the default `criterion="deviation"`, the
+        Brier score or the NLL otherwise.
+        """
         return self.scores[self.criterion]
 
     @property
+    def deviations(self):
+        """Deprecated name of `criterion_scores` (they are not always `D`)."""
+        warnings.warn(
+            "SearchResult.deviations is deprecated: it holds the scores of the "
+            "chosen criterion, which need not be the deviation; use "
+            "SearchResult.criterion_scores.",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return self.criterion_scores
+
+    @property
     def best_index(self):
-        return int(np.argmin(self.deviations))
+        return int(np.argmin(self.criterion_scores))
 
     @property
     def best(self):

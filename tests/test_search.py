@@ -39,7 +39,7 @@ def test_brier_and_nll_match_numpy(rng):
         rtol=1e-12,
     )
     np.testing.assert_allclose(
-        ptloss_tf.negative_log_likelihood(q, y).numpy(),
+        ptloss_tf.proxy_nll(q, y).numpy(),
         -np.mean(np.log(q[:, np.arange(15), y]), -1),
         rtol=1e-12,
     )
@@ -85,17 +85,17 @@ def test_search_picks_the_argmin_of_an_independent_computation(rng):
         )
         for s in range(6)
     ])
-    np.testing.assert_allclose(result.deviations, independent, rtol=1e-6)
+    np.testing.assert_allclose(result.criterion_scores, independent, rtol=1e-6)
     assert result.best_index == int(np.argmin(independent))
     assert result.best == ptloss_tf.Coefficients(candidates[result.best_index])
     assert result.teacher_scores["deviation"] == pytest.approx(_numpy_deviation(p, y))
     again = ptloss_tf.search_coefficients(p, y, order=2, num_candidates=6, seed=5)
-    np.testing.assert_array_equal(again.deviations, result.deviations)
+    np.testing.assert_array_equal(again.criterion_scores, result.criterion_scores)
     # All criteria are scored from the same solve; each picks its own argmin.
     brier = ptloss_tf.search_coefficients(
         p, y, order=2, num_candidates=6, seed=5, criterion="brier"
     )
-    np.testing.assert_array_equal(brier.scores["deviation"], result.deviations)
+    np.testing.assert_array_equal(brier.scores["deviation"], result.criterion_scores)
     assert brier.best_index == int(np.argmin(brier.scores["brier"]))
 
 
@@ -131,7 +131,7 @@ def test_search_result_json_table_and_plot(tmp_path, rng):
     assert json.loads(path.read_text()) == json.loads(text)
     restored = ptloss_tf.SearchResult.from_dict(json.loads(text))
     assert restored.best == result.best
-    np.testing.assert_allclose(restored.deviations, result.deviations)
+    np.testing.assert_allclose(restored.criterion_scores, result.criterion_scores)
     table = result.table(top=3)
     assert "teacher" in table and len(table.splitlines()) == 2 + 1 + 3
     figure = result.plot(tmp_path / "search.png")
@@ -156,3 +156,50 @@ def test_bad_search_input(rng):
         ptloss_tf.search_coefficients(p, y, order=1, low=5.0, high=1.0)
     with pytest.raises(ValueError, match="convex box"):
         ptloss_tf.search_coefficients(p, y, order=2, convex=False)
+
+
+# -- deprecated names ---------------------------------------------------------
+
+def test_criterion_scores_are_the_chosen_criterions(rng):
+    p = rng.dirichlet(np.ones(2), size=30)
+    y = rng.integers(0, 2, size=30)
+    for criterion in ("deviation", "brier", "nll"):
+        result = ptloss_tf.search_coefficients(
+            p, y, order=1, num_candidates=4, criterion=criterion
+        )
+        np.testing.assert_array_equal(result.criterion_scores, result.scores[criterion])
+        assert result.best_index == int(np.argmin(result.scores[criterion]))
+
+
+def test_deviations_is_a_deprecated_alias(rng):
+    result = ptloss_tf.SearchResult(
+        np.zeros((3, 1, 2)),
+        {"deviation": [3.0, 1.0, 2.0], "brier": [0.5, 0.7, 0.1], "nll": [1.0, 2.0, 3.0]},
+        "brier", {"deviation": 4.0, "brier": 1.0, "nll": 5.0},
+    )
+    with pytest.warns(DeprecationWarning, match="criterion_scores"):
+        old = result.deviations
+    np.testing.assert_array_equal(old, [0.5, 0.7, 0.1])
+    # The JSON format is unchanged (it never held `deviations`): files
+    # written before the rename load, and round trip, as before.
+    config = json.loads(result.to_json())
+    assert "deviations" not in config and "criterion_scores" not in config
+    restored = ptloss_tf.SearchResult.from_dict(config)
+    np.testing.assert_array_equal(restored.criterion_scores, [0.5, 0.7, 0.1])
+    assert restored.best_index == 2
+
+
+def test_negative_log_likelihood_is_a_deprecated_alias_of_proxy_nll():
+    q = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]])
+    y = np.array([1, 1, 0])
+    expected = -np.mean(np.log([0.5, 0.8, 0.9]))
+    assert float(ptloss_tf.proxy_nll(q, y)) == pytest.approx(expected, rel=1e-12)
+    with pytest.warns(DeprecationWarning, match="proxy_nll"):
+        old = ptloss_tf.negative_log_likelihood(q, y)
+    assert float(old) == float(ptloss_tf.proxy_nll(q, y))
+    from ptloss_tf import search
+
+    with pytest.warns(DeprecationWarning, match="proxy_nll"):
+        assert float(search.negative_log_likelihood(q, y)) == pytest.approx(expected)
+    # The search's "nll" criterion is the new function and warns nothing.
+    assert search._SCORERS["nll"] is ptloss_tf.proxy_nll

@@ -24,8 +24,10 @@ class FocalDistillationLoss(DistillationLossBase):
     Example:
     >>> import numpy as np
     >>> loss = FocalDistillationLoss(2.0, from_logits=True)
-    >>> float(loss(np.array([[0.3, 0.7]]), np.array([[0.0, 1.0]]))) > 0
-    True
+    >>> # q = softmax(0, 1) = (0.2689, 0.7311):
+    >>> # -(0.3 * 0.7311^2 * log 0.2689 + 0.7 * 0.2689^2 * log 0.7311)
+    >>> round(float(loss(np.array([[0.3, 0.7]]), np.array([[0.0, 1.0]]))), 4)
+    0.2264
     """
 
     def __init__(
