@@ -11,6 +11,7 @@ import os
 
 import numpy as np
 
+from ptloss_tf.probabilities import softmax
 from ptloss_tf.training.splits import HOLDOUT_SEED
 from ptloss_tf.training.splits import Splits
 from ptloss_tf.training.splits import hidden_test_labels
@@ -23,7 +24,6 @@ from ptloss_tf.training.task_examples import load_task_examples
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
 from ptloss_tf.training.teacher_outputs import FIRST_FEW
 from ptloss_tf.training.teacher_outputs import first_few
-from ptloss_tf.training.teacher_outputs import softmax
 
 
 def join(outputs, examples, split, allow_extra=False):

@@ -70,18 +70,13 @@ import tempfile
 
 import numpy as np
 
+from ptloss_tf.probabilities import softmax
+
 FORMAT = "ptloss-teacher-outputs"
 VERSION = 1
 KINDS = ("probs", "logits")
 #: How many offending ids an error message quotes.
 FIRST_FEW = 5
-
-
-def softmax(x):
-    z = np.asarray(x, dtype=np.float64)
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 def first_few(items, n=FIRST_FEW):
