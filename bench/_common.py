@@ -6,7 +6,8 @@ start-up logging. `ptloss_tf` comes from the installed project
 (`pip install -e .`). Here: environment capture, timers, tables, JSON, the
 argument-parser pieces every `bench_*` script shares, the losses by registry
 name, and the `fit` timing of `bench_distiller.py` / `bench_input_pipeline.py`
-(`EpochTimer`, `SteadyStateTimer`, `FitRun`).
+(`EpochTimer`, `SteadyStateTimer`, `FitRun`). Running the installed CLIs is in
+`cli_runs.py`.
 """
 
 import datetime
