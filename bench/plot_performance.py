@@ -13,7 +13,7 @@ import os
 
 import _common
 
-RESULTS = os.path.join(_common.REPO_ROOT, "bench", "results")
+RESULTS = _common.RESULTS_DIR
 
 
 def _load(name):

@@ -3,9 +3,9 @@
 Everything the study trains goes through the library: the synthetic task
 (`ptloss_tf.training.synthetic.make_synthetic_task`), the coefficient search
 (`ptloss_tf.search_coefficients`, `ptloss_tf.random_coefficients`,
-`ptloss_tf.proxy_teacher`), the losses (`ptloss_tf.PTLoss`, `KLDivergence`,
-`TemperatureKLDivergence`, `LabelSmoothingKLDivergence`,
-`FocalDistillationLoss`, all `from_logits=True`) and `ptloss_tf.Distiller`.
+`ptloss_tf.proxy_teacher`), the losses (by registry name,
+`ptloss_tf.losses.get`: "kl", "temperature", "label_smoothing", "focal",
+"ptloss", all `from_logits=True`) and `ptloss_tf.Distiller`.
 
 The only thing *not* from the library is the student: a small Keras model on
 word ids (embedding -> causal Conv1D of width 3 -> per-position MLP -> masked
@@ -59,6 +59,15 @@ TEMPERATURE_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 SMOOTHING_GRID = (0.02, 0.05, 0.1, 0.15, 0.2)
 FOCAL_GRID = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 NUM_CANDIDATES = 100
+# The baseline families (loss registry names) and their grids; a grid method
+# is "<family>:<value>", e.g. "temperature:2".
+FAMILIES = {
+    "temperature": TEMPERATURE_GRID,
+    "label_smoothing": SMOOTHING_GRID,
+    "focal": FOCAL_GRID,
+}
+# The teachers of the "orders" phase (PTLoss orders 1..4).
+ORDER_TEACHERS = ("overconf_2.5", "prior_1", "noise_1")
 
 
 def atomic_write_json(path, payload):
@@ -171,12 +180,73 @@ def distances(probs, p_star, labels):
 
 
 # -- methods ------------------------------------------------------------------
+#
+# A method is "<kind>[:<param>...]", the kind a loss registry name
+# (`ptloss_tf.losses.get`) or the CLI's `ptloss_random`:
+#   "kl", "temperature:<T>", "label_smoothing:<delta>", "focal:<tau>",
+#   "ptloss:<criterion>:<M>" (Proxy Teacher coefficients chosen by the search
+#   with that criterion), "ptloss_random:<M>" (the paper's random coefficients).
+# The study recorded its first 670 trainings (results/trainings/, derived.json)
+# under older kinds; LEGACY_KINDS is the one map between the two, applied to
+# everything read (`canonical_method`). docs/RESULTS.md keeps showing the
+# recorded names (`legacy_method`), so that it regenerates unchanged.
+
+LEGACY_KINDS = {"temp": "temperature", "ls": "label_smoothing", "pt_proxy": "ptloss",
+                "pt_random": "ptloss_random"}
+_KINDS_TO_LEGACY = {new: old for old, new in LEGACY_KINDS.items()}
+# The constructor keyword that a baseline method's value sets.
+FAMILY_PARAMETER = {"temperature": "temperature", "label_smoothing": "smoothing",
+                    "focal": "focusing"}
+
+
+def _with_kind(method, kinds):
+    kind, sep, rest = method.partition(":")
+    return kinds.get(kind, kind) + sep + rest
+
+
+def canonical_method(method):
+    """The registry-named method of a recorded one: 'temp:2' -> 'temperature:2',
+    'pt_proxy:deviation:5' -> 'ptloss:deviation:5'; new names are unchanged."""
+    return _with_kind(method, LEGACY_KINDS)
+
+
+def legacy_method(method):
+    """The name a method was recorded under before the registry names
+    ('temperature:2' -> 'temp:2'); 'kl' and 'focal:*' are unchanged."""
+    return _with_kind(canonical_method(method), _KINDS_TO_LEGACY)
+
 
 def parse_method(method):
-    """'kl' | 'pt_proxy:<criterion>:<M>' | 'pt_random:<M>' | 'temp:<T>' |
-    'ls:<delta>' | 'focal:<tau>' -> (kind, params)."""
-    parts = method.split(":")
+    """'kl' | 'ptloss:<criterion>:<M>' | 'ptloss_random:<M>' | 'temperature:<T>' |
+    'label_smoothing:<delta>' | 'focal:<tau>' (or a recorded name) -> (kind, params)."""
+    parts = canonical_method(method).split(":")
     return parts[0], parts[1:]
+
+
+def grid_methods():
+    return [f"{fam}:{v:g}" for fam, grid in FAMILIES.items() for v in grid]
+
+
+def read_run(path):
+    """A saved training's result, its "method" in the registry names."""
+    with open(path) as f:
+        result = json.load(f)
+    result["method"] = canonical_method(result["method"])
+    return result
+
+
+def get_loss(name, **params):
+    """`ptloss_tf.losses.get(name, **params)`: the registry's loss `name` with
+    its constructor's keyword arguments."""
+    import ptloss_tf.losses as losses
+
+    get = getattr(losses, "get", None)
+    if get is None:  # TODO registry: drop once ptloss_tf.losses.get is merged
+        get = lambda name, **params: {  # noqa: E731
+            "kl": losses.KLDivergence, "temperature": losses.TemperatureKLDivergence,
+            "label_smoothing": losses.LabelSmoothingKLDivergence,
+            "focal": losses.FocalDistillationLoss, "ptloss": losses.PTLoss}[name](**params)
+    return get(name, **params)
 
 
 def coefficients_for(method, teacher, seed, num_classes):
@@ -184,10 +254,10 @@ def coefficients_for(method, teacher, seed, num_classes):
     import ptloss_tf
 
     kind, p = parse_method(method)
-    if kind == "pt_proxy":
+    if kind == "ptloss":
         crit, order = p[0], int(p[1])
         return np.asarray(search(teacher, seed, order)["chosen"][crit]["eta"])
-    if kind == "pt_random":
+    if kind == "ptloss_random":
         return np.asarray(ptloss_tf.random_coefficients(int(p[0]), num_classes, seed=seed).values)
     return None
 
@@ -195,28 +265,22 @@ def coefficients_for(method, teacher, seed, num_classes):
 def loss_key(method):
     """Methods sharing a key share one compiled Distiller (same loss graph)."""
     kind, p = parse_method(method)
-    if kind in ("pt_proxy", "pt_random"):
+    if kind in ("ptloss", "ptloss_random"):
         return f"ptloss_M{p[-1]}"
-    return method
+    return canonical_method(method)
 
 
 def make_loss(method, num_classes):
-    import ptloss_tf
-
     kind, p = parse_method(method)
-    if kind in ("pt_proxy", "pt_random"):
+    if kind in ("ptloss", "ptloss_random"):
         # Coefficients in a variable: one traced step serves every coefficient
         # set of the same order (re-tracing costs 10-15 s, a training ~5 s).
-        return ptloss_tf.PTLoss(np.zeros((int(p[-1]), num_classes)), from_logits=True,
-                                variable_coefficients=True)
+        return get_loss("ptloss", coefficients=np.zeros((int(p[-1]), num_classes)),
+                        from_logits=True, variable_coefficients=True)
     if kind == "kl":
-        return ptloss_tf.KLDivergence(from_logits=True)
-    if kind == "temp":
-        return ptloss_tf.TemperatureKLDivergence(float(p[0]), from_logits=True)
-    if kind == "ls":
-        return ptloss_tf.LabelSmoothingKLDivergence(float(p[0]), from_logits=True)
-    if kind == "focal":
-        return ptloss_tf.FocalDistillationLoss(float(p[0]), from_logits=True)
+        return get_loss("kl", from_logits=True)
+    if kind in FAMILY_PARAMETER:
+        return get_loss(kind, from_logits=True, **{FAMILY_PARAMETER[kind]: float(p[0])})
     raise ValueError(method)
 
 
@@ -240,7 +304,11 @@ def run_key(teacher, seed, method):
 
 
 def run_path(teacher, seed, method):
-    return os.path.join(RUNS_DIR, run_key(teacher, seed, method) + ".json")
+    """The JSON of one training: named after the registry-named method, or
+    after its recorded name (`legacy_method`) where that file exists."""
+    path = os.path.join(RUNS_DIR, run_key(teacher, seed, canonical_method(method)) + ".json")
+    legacy = os.path.join(RUNS_DIR, run_key(teacher, seed, legacy_method(method)) + ".json")
+    return legacy if not os.path.exists(path) and os.path.exists(legacy) else path
 
 
 _TRAINERS = {}
@@ -278,10 +346,10 @@ def train_one(teacher, seed, method, epochs=None, verbose=0):
     """
     import keras
 
+    method = canonical_method(method)
     path = run_path(teacher, seed, method)
     if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
+        return read_run(path)
     epochs = epochs or TRAIN["epochs"]
     task, ids = get_task(teacher, seed)
     K = task.config["num_classes"]

@@ -1,6 +1,7 @@
 """Fig. 1a / 1b of the paper, reproduced from the library (no training).
 
-    python experiments/fig1.py      # writes docs/figures/fig1a_ptloss_order1.png, fig1b_ptloss_orders.png
+    python -m experiments.fig1      # writes docs/figures/fig1a_ptloss_order1.png, fig1b_ptloss_orders.png
+                                    # (or: python experiments/fig1.py)
 
 Fig. 1a: the order-1 PTLoss with eps = gamma = 1 (binary), as a function of the
 student probability of class 0, for several teachers p^t; the crosses are the
@@ -14,9 +15,7 @@ with their minimisers; right: the optimal student p^PT_0 against the
 teacher's p^t_0 (KL = the identity line, "total imitation").
 """
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import matplotlib  # noqa: E402

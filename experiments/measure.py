@@ -1,6 +1,9 @@
 """Timing and convergence check of the study's student (run before the study).
 
-    nice -n 10 python experiments/measure.py [--epochs 20]
+    nice -n 10 python -m experiments.measure [--epochs 20] [--method kl]
+
+(from the repository root; `python experiments/measure.py ...` works too;
+`--method` is a study method name, e.g. `ptloss:deviation:5`.)
 
 Trains KL students on teacher "overconf_2.5", seed 0, printing per-epoch test
 accuracy and wall time, so the epoch count of `common.TRAIN` can be justified.
@@ -8,15 +11,16 @@ Writes nothing under results/trainings.
 """
 import argparse
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 
-from experiments import common  # noqa: E402
+if __package__:  # python -m experiments.measure
+    from . import common
+else:  # python experiments/measure.py: this folder is sys.path[0]
+    import common
 
 
 JIT = os.environ.get("STUDY_JIT", "0") == "1"

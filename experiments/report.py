@@ -3,20 +3,24 @@ saved results (experiments/results/), however many runs are there.
 
     python experiments/report.py            # writes docs/RESULTS.md (between the
                                             # GENERATED markers) and docs/figures/
+                                            # (or: python -m experiments.report)
 
 Hand-written text lives in experiments/RESULTS_head.md and RESULTS_tail.md and
 is copied around the generated part, so rerunning after more runs finish
 refreshes every number. Small derived quantities (teacher statistics on the
 validation split, D / Brier / NLL of each coefficient set) are cached in
 experiments/results/derived.json.
+
+Methods are handled by their registry names (`common.canonical_method`:
+recorded results under older names load as the new ones); the generated
+text names them as they were recorded and published (`label`), so that
+the same results give the same docs/RESULTS.md.
 """
 import glob
 import json
 import os
-import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import matplotlib  # noqa: E402
@@ -26,7 +30,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from scipy import stats  # noqa: E402
 
-from experiments import common  # noqa: E402
+if __package__:  # python -m experiments.report
+    from . import common
+else:  # python experiments/report.py: this folder is sys.path[0]
+    import common
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIG = os.path.join(ROOT, "docs", "figures")
@@ -36,28 +43,38 @@ TAIL = os.path.join(common.HERE, "RESULTS_tail.md")
 DERIVED = os.path.join(common.RESULTS, "derived.json")
 TEACHERS = list(common.TEACHERS)
 SEEDS = (0, 1, 2, 3, 4)
-ORDER_TEACHERS = ("overconf_2.5", "prior_1", "noise_1")
+ORDER_TEACHERS = common.ORDER_TEACHERS
 NAMES = {
     "kl": "KL",
-    "pt_proxy:deviation:5": "PT-proxy (Eq. 21)",
-    "pt_random:5": "PT-random",
-    "pt_proxy:brier:5": "PT-proxy (brier)",
-    "pt_proxy:nll:5": "PT-proxy (nll)",
+    "ptloss:deviation:5": "PT-proxy (Eq. 21)",
+    "ptloss_random:5": "PT-random",
+    "ptloss:brier:5": "PT-proxy (brier)",
+    "ptloss:nll:5": "PT-proxy (nll)",
 }
+FAMILY_NAMES = {"temperature": "temperature (selected)",
+                "label_smoothing": "label smoothing (selected)", "focal": "focal (selected)"}
 
 
-def _load_records(folder, last_key):
+def label(method):
+    """A method as docs/RESULTS.md names it: the name its runs were recorded under."""
+    return common.legacy_method(method)
+
+
+def _load_records(folder, last_key, read=None):
     """`{(teacher, seed, record[last_key]): record}` of the JSON files in `folder`."""
     out = {}
     for p in glob.glob(os.path.join(folder, "*.json")):
-        with open(p) as f:
-            r = json.load(f)
+        if read:
+            r = read(p)
+        else:
+            with open(p) as f:
+                r = json.load(f)
         out[(r["teacher"], r["seed"], r[last_key])] = r
     return out
 
 
 def load_runs():
-    return _load_records(common.RUNS_DIR, "method")
+    return _load_records(common.RUNS_DIR, "method", common.read_run)
 
 
 def load_search():
@@ -97,12 +114,10 @@ def paired(runs, teacher, m1, m2, key="accuracy"):
 
 def selected_baselines(runs):
     """Per teacher and family: the grid value with the best seed-0 validation accuracy."""
-    from experiments.study import FAMILIES
-
     sel = {}
     for t in TEACHERS:
         sel[t] = {}
-        for fam, grid in FAMILIES.items():
+        for fam, grid in common.FAMILIES.items():
             best, best_acc = None, -1
             complete = True
             for v in grid:
@@ -125,6 +140,11 @@ def best_baseline(runs, sel, t):
     return max(cands)[2] if cands else None
 
 
+def _canonical_key(key):
+    teacher, seed, method = key.split("|", 2)
+    return f"{teacher}|{seed}|{common.canonical_method(method)}"
+
+
 def derived(runs):
     """Teacher validation stats and D/Brier/NLL of every PTLoss run's eta (cached)."""
     cache = {}
@@ -132,7 +152,8 @@ def derived(runs):
         with open(DERIVED) as f:
             cache = json.load(f)
     cache.setdefault("teacher", {})
-    cache.setdefault("eta_scores", {})
+    # Keys "teacher|seed|method"; recorded ones carry the older method names.
+    cache["eta_scores"] = {_canonical_key(k): v for k, v in cache.get("eta_scores", {}).items()}
     need_t = [(t, s) for t in TEACHERS for s in SEEDS if f"{t}|{s}" not in cache["teacher"]]
     need_e = [k for k, r in runs.items() if "eta" in r and "|".join(map(str, k)) not in cache["eta_scores"]]
     if need_t or need_e:
@@ -184,10 +205,10 @@ def section_headline(runs, sel):
              "Each cell: mean of (method − KL) test accuracy over the (teacher, seed) pairs of the group, "
              "Wilcoxon signed-rank p, and the number of pairs; last row of each block's cell: ΔKL(p*‖student). "
              "`best baseline` = per teacher the single grid value with the best seed-0 validation accuracy.", ""]
-    methods = [("PT-proxy (Eq. 21)", lambda t: "pt_proxy:deviation:5"),
-               ("PT-proxy (brier)", lambda t: "pt_proxy:brier:5"),
-               ("PT-proxy (nll)", lambda t: "pt_proxy:nll:5"),
-               ("PT-random", lambda t: "pt_random:5"),
+    methods = [("PT-proxy (Eq. 21)", lambda t: "ptloss:deviation:5"),
+               ("PT-proxy (brier)", lambda t: "ptloss:brier:5"),
+               ("PT-proxy (nll)", lambda t: "ptloss:nll:5"),
+               ("PT-random", lambda t: "ptloss_random:5"),
                ("best baseline", lambda t: best_baseline(runs, sel, t))]
     lines.append("| group | " + " | ".join(n for n, _ in methods) + " |")
     lines.append("|---|" + "---|" * len(methods))
@@ -276,7 +297,7 @@ def metric_table(runs, sel, methods, key, title, scale, digits, best_col=True):
     for t in TEACHERS:
         cols = [fmt(vals(runs, t, m, key), scale, digits) for m in methods]
         if best_col:
-            for fam in ("temp", "ls", "focal"):
+            for fam in common.FAMILIES:
                 if fam in sel[t]:
                     m, complete = sel[t][fam]
                     cols.append(f"{fmt(vals(runs, t, m, key), scale, digits)} [{m.split(':')[1]}{'' if complete else '*'}]")
@@ -287,7 +308,7 @@ def metric_table(runs, sel, methods, key, title, scale, digits, best_col=True):
 
 
 def section_core(runs, sel):
-    methods = ["kl", "pt_proxy:deviation:5", "pt_random:5", "pt_proxy:brier:5", "pt_proxy:nll:5"]
+    methods = ["kl", "ptloss:deviation:5", "ptloss_random:5", "ptloss:brier:5", "ptloss:nll:5"]
     out = ["### Student results (test split, 4,000 examples per seed; mean ± std over seeds)", "",
            "Baseline columns: the grid value with the best seed-0 **validation** accuracy, in brackets "
            "(`*` = chosen from an incomplete grid); its 5 seeds are that value's seed-0 grid run plus seeds 1-4.", ""]
@@ -312,7 +333,7 @@ def section_tests(runs, sel):
              "Δ in accuracy points (PT minus other); KL Δ = change of KL(p*‖student) (negative = closer to p*).", "",
              "| teacher | Δacc vs KL | t p | W p | wins/losses | ΔKL(p*) vs KL | t p | best baseline | Δacc vs best | t p | W p |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    pt = "pt_proxy:deviation:5"
+    pt = "ptloss:deviation:5"
     all_d_kl, all_d_best, avg = [], [], {}
     for t in TEACHERS:
         a = paired(runs, t, pt, "kl")
@@ -329,7 +350,7 @@ def section_tests(runs, sel):
         avg[t] = a["diff"]
         lines.append(
             f"| {t} | {100 * a['diff']:+.2f} ± {100 * a['sd']:.2f} | {p_str(a['t_p'])} | {p_str(a['w_p'])} | "
-            f"{a['wins']}/{a['losses']} | {k['diff']:+.4f} | {p_str(k['t_p'])} | {bb} | "
+            f"{a['wins']}/{a['losses']} | {k['diff']:+.4f} | {p_str(k['t_p'])} | {label(bb) if bb else bb} | "
             + (f"{100 * b['diff']:+.2f} | {p_str(b['t_p'])} | {p_str(b['w_p'])} |" if b else "- | - | - |"))
     lines.append("")
     if all_d_kl:
@@ -348,7 +369,7 @@ def section_tests(runs, sel):
     lines += ["", "#### 2b on students: proper criteria vs Eq. 21 (M=5), paired over seeds", "",
               "| teacher | brier − Eq. 21: Δacc (points) | t p | ΔKL(p*‖student) | t p | nll − Eq. 21: Δacc | t p | ΔKL(p*‖student) | t p |",
               "|---|---|---|---|---|---|---|---|---|"]
-    pooled = {"pt_proxy:brier:5": ([], []), "pt_proxy:nll:5": ([], [])}
+    pooled = {"ptloss:brier:5": ([], []), "ptloss:nll:5": ([], [])}
     for t in TEACHERS:
         cols = []
         for m in pooled:
@@ -374,8 +395,8 @@ def section_tests(runs, sel):
     # the other PTLoss variants pooled vs KL
     lines += ["", "Every PTLoss variant and selected baseline against KL, pooled over teachers × seeds (accuracy points; Wilcoxon p):", "",
               "| method | pairs | mean Δacc vs KL | Wilcoxon p | wins/losses | mean ΔKL(p*‖student) |", "|---|---|---|---|---|---|"]
-    methods = ["pt_proxy:deviation:5", "pt_proxy:brier:5", "pt_proxy:nll:5", "pt_random:5"]
-    fam_rows = {"temp": [], "ls": [], "focal": []}
+    methods = ["ptloss:deviation:5", "ptloss:brier:5", "ptloss:nll:5", "ptloss_random:5"]
+    fam_rows = {fam: [] for fam in common.FAMILIES}
     for m in methods + list(fam_rows):
         d, dk = [], []
         for t in TEACHERS:
@@ -392,7 +413,7 @@ def section_tests(runs, sel):
             continue
         d = np.array(d)
         w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-        name = NAMES.get(m, {"temp": "temperature (selected)", "ls": "label smoothing (selected)", "focal": "focal (selected)"}.get(m, m))
+        name = NAMES.get(m, FAMILY_NAMES.get(m, m))
         lines.append(f"| {name} | {len(d)} | {100 * d.mean():+.2f} | {p_str(w)} | {int((d > 0).sum())}/{int((d < 0).sum())} | {np.mean(dk):+.4f} |")
     return lines
 
@@ -402,16 +423,16 @@ def section_orders(runs):
              "| teacher | order | PT-proxy (Eq. 21) | PT-random | Δ proxy − random | t p |", "|---|---|---|---|---|---|"]
     for t in ORDER_TEACHERS:
         for o in range(1, 6):
-            a = vals(runs, t, f"pt_proxy:deviation:{o}", "accuracy")
-            b = vals(runs, t, f"pt_random:{o}", "accuracy")
-            pr = paired(runs, t, f"pt_proxy:deviation:{o}", f"pt_random:{o}")
+            a = vals(runs, t, f"ptloss:deviation:{o}", "accuracy")
+            b = vals(runs, t, f"ptloss_random:{o}", "accuracy")
+            pr = paired(runs, t, f"ptloss:deviation:{o}", f"ptloss_random:{o}")
             lines.append(f"| {t} | {o} | {fmt(a, 100)} | {fmt(b, 100)} | "
                          + (f"{100 * pr['diff']:+.2f} | {p_str(pr['t_p'])} |" if pr else "- | - |"))
     # figure
     fig, axes = plt.subplots(1, len(ORDER_TEACHERS), figsize=(13, 3.8), sharey=False)
     for ax, t in zip(axes, ORDER_TEACHERS):
-        for m, c, lab in (("pt_proxy:deviation:{}", "C0", "Proxy Teacher (Eq. 21)"),
-                          ("pt_random:{}", "C3", "random [-1, 10]")):
+        for m, c, lab in (("ptloss:deviation:{}", "C0", "Proxy Teacher (Eq. 21)"),
+                          ("ptloss_random:{}", "C3", "random [-1, 10]")):
             xs, mu, sd = [], [], []
             for o in range(1, 6):
                 v = vals(runs, t, m.format(o), "accuracy") * 100
@@ -437,7 +458,7 @@ def section_orders(runs):
 def section_tvd(runs, der):
     lines = ["### Fig. 2b analogue: student accuracy vs teacher validation TVD to the labels", ""]
     fig, ax = plt.subplots(figsize=(6.5, 4.6))
-    for m, c in (("kl", "k"), ("pt_proxy:deviation:5", "C0"), ("pt_proxy:brier:5", "C2")):
+    for m, c in (("kl", "k"), ("ptloss:deviation:5", "C0"), ("ptloss:brier:5", "C2")):
         xs, ys = [], []
         for t in TEACHERS:
             for s in SEEDS:
@@ -517,14 +538,13 @@ def section_deviation(runs, der):
 
 
 def section_grid(runs):
-    from experiments.study import FAMILIES
-
+    families = common.FAMILIES
     lines = ["### Baseline grids (seed 0 only; validation accuracy % / test accuracy %)", "",
-             "| teacher | " + " | ".join(f"{f}:{v:g}" for f, g in FAMILIES.items() for v in g) + " |",
-             "|---|" + "---|" * sum(len(g) for g in FAMILIES.values())]
+             "| teacher | " + " | ".join(label(f"{f}:{v:g}") for f, g in families.items() for v in g) + " |",
+             "|---|" + "---|" * sum(len(g) for g in families.values())]
     for t in TEACHERS:
         cols = []
-        for f, g in FAMILIES.items():
+        for f, g in families.items():
             for v in g:
                 r = runs.get((t, 0, f"{f}:{v:g}"))
                 cols.append(f"{100 * r['val_accuracy']:.1f}/{100 * r['accuracy']:.1f}" if r else "-")
@@ -537,7 +557,7 @@ def section_bookkeeping(runs):
     fin = sorted(r["finished_utc"] for r in runs.values())
     by = {}
     for (t, s, m) in runs:
-        kind = m.split(":")[0]
+        kind = label(m).split(":")[0]
         by[kind] = by.get(kind, 0) + 1
     lines = ["### Bookkeeping", "",
              f"- {len(runs)} trainings saved (" + ", ".join(f"{k}: {v}" for k, v in sorted(by.items())) + ").",
@@ -545,7 +565,7 @@ def section_bookkeeping(runs):
              f"first run finished {fin[0] if fin else '-'}, last {fin[-1] if fin else '-'} (UTC).",
              f"- Hosts: {sorted(set(r.get('host', '?') for r in runs.values()))}.",
              f"- Report generated {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} by `python experiments/report.py`."]
-    diverged = [k for k, r in runs.items() if r.get("diverged")]
+    diverged = [(t, s, label(m)) for (t, s, m), r in runs.items() if r.get("diverged")]
     if diverged:
         lines.append(f"- Non-finite final training loss in {len(diverged)} runs: {diverged[:10]}")
     errs = glob.glob(os.path.join(common.RUNS_DIR, "*.error"))

@@ -1,7 +1,9 @@
 """Runs the synthetic PTLoss study, resumably (one JSON per run, atomic writes).
 
-    nice -n 10 python experiments/study.py --phases search core criterion orders grid selected \
+    nice -n 10 python -m experiments.study --phases search core criterion orders grid selected \
         [--worker 0 --workers 2] [--seeds 0 1 2 3 4] [--deadline 2026-11-28T04:00]
+
+(from the repository root; `python experiments/study.py ...` works too.)
 
 Phases, in the order of priority (each skips runs already saved under
 experiments/results/trainings/ and experiments/results/search/):
@@ -10,7 +12,7 @@ experiments/results/trainings/ and experiments/results/search/):
   core       KL, PTLoss proxy (Eq. 21 "deviation", M=5), PTLoss random (M=5):
              every teacher x seed.
   criterion  PTLoss proxy with the `brier` and `nll` criteria (M=5): every teacher x seed.
-  orders     PTLoss proxy (deviation) and random at M=1..4 on ORDER_TEACHERS x seeds.
+  orders     PTLoss proxy (deviation) and random at M=1..4 on common.ORDER_TEACHERS x seeds.
   grid       every value of the paper's temperature / smoothing / focal grids,
              every teacher, seed 0 only (selection on validation accuracy).
   selected   for each teacher and family, the grid value with the best seed-0
@@ -24,28 +26,18 @@ that UTC time.
 """
 import argparse
 import datetime as dt
-import json
 import os
-import sys
 import time
 import zlib
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from experiments import common  # noqa: E402
+if __package__:  # python -m experiments.study
+    from . import common
+else:  # python experiments/study.py: this folder is sys.path[0]
+    import common
 
 SEEDS = (0, 1, 2, 3, 4)
-ORDER_TEACHERS = ("overconf_2.5", "prior_1", "noise_1")
-FAMILIES = {
-    "temp": common.TEMPERATURE_GRID,
-    "ls": common.SMOOTHING_GRID,
-    "focal": common.FOCAL_GRID,
-}
-
-
-def grid_methods():
-    return [f"{fam}:{v:g}" for fam, grid in FAMILIES.items() for v in grid]
 
 
 def selected_methods(teacher):
@@ -53,15 +45,14 @@ def selected_methods(teacher):
     (ties: the smaller validation KL to p* is NOT used - only labels are; ties
     broken by grid order). None if the seed-0 grid is incomplete."""
     out = []
-    for fam, grid in FAMILIES.items():
+    for fam, grid in common.FAMILIES.items():
         best, best_acc = None, -1.0
         for v in grid:
             m = f"{fam}:{v:g}"
             p = common.run_path(teacher, 0, m)
             if not os.path.exists(p):
                 return None
-            with open(p) as f:
-                r = json.load(f)
+            r = common.read_run(p)
             if r["val_accuracy"] > best_acc:
                 best, best_acc = m, r["val_accuracy"]
         out.append(best)
@@ -76,8 +67,8 @@ def best_grid_method(teacher):
         return None
     accs = []
     for m in sel:
-        with open(common.run_path(teacher, 0, m)) as f:
-            accs.append((json.load(f)["val_accuracy"], -sel.index(m), m))
+        accs.append((common.read_run(common.run_path(teacher, 0, m))["val_accuracy"],
+                     -sel.index(m), m))
     return max(accs)[2]
 
 
@@ -87,16 +78,16 @@ def plan(phase, seeds):
         return [("search", t, s, o) for s in seeds for t in teachers for o in (5, 1, 2, 3, 4)]
     if phase == "core":
         return [("train", t, s, m) for s in seeds for t in teachers
-                for m in ("kl", "pt_proxy:deviation:5", "pt_random:5")]
+                for m in ("kl", "ptloss:deviation:5", "ptloss_random:5")]
     if phase == "criterion":
         return [("train", t, s, m) for s in seeds for t in teachers
-                for m in ("pt_proxy:brier:5", "pt_proxy:nll:5")]
+                for m in ("ptloss:brier:5", "ptloss:nll:5")]
     if phase == "orders":
-        return [("train", t, s, m) for s in seeds for t in ORDER_TEACHERS
-                for o in (1, 2, 3, 4) for m in (f"pt_proxy:deviation:{o}", f"pt_random:{o}")]
+        return [("train", t, s, m) for s in seeds for t in common.ORDER_TEACHERS
+                for o in (1, 2, 3, 4) for m in (f"ptloss:deviation:{o}", f"ptloss_random:{o}")]
     if phase == "grid":
         # method-major: one traced training step per grid value
-        return [("train", t, 0, m) for m in grid_methods() for t in teachers]
+        return [("train", t, 0, m) for m in common.grid_methods() for t in teachers]
     if phase in ("selected_best", "selected_rest"):
         items = plan("selected", seeds)
         n_best = sum(1 for t in teachers if selected_methods(t)) * sum(1 for s in seeds if s != 0)

@@ -12,19 +12,18 @@ they must work and be fast there too. Measures, in one process:
    `compile(loss=PTLoss)` and `ptloss_tf.Distiller` + PTLoss on cached teacher
    probabilities, measured alternately (A B C D A B C D ...).
 
-Usage (device): KERAS_BACKEND=jax python3 bench/device/jax_bert_check.py
-Usage (here, tiny smoke run with TF): python bench/device/jax_bert_check.py --tiny
+Usage, from the repository root (as a module: it imports `ptloss_tf` and
+`tests.reference` from the checkout, which a TF-free venv does not install):
+  device:                          KERAS_BACKEND=jax python3 -m bench.device.jax_bert_check
+  here, tiny smoke run with TF:    python -m bench.device.jax_bert_check --tiny
 """
 
 import argparse
 import json
 import os
-import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "jax")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, ROOT)
 
 import keras  # noqa: E402
 import keras_hub  # noqa: E402

