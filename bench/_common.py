@@ -237,12 +237,9 @@ def finish_run(env, start):
 def make_loss(name, **params):
     """The loss registered as `name` ("kl", "ptloss", ...) with the keyword
     arguments of its constructor: `ptloss_tf.losses.get(name, **params)`."""
-    import ptloss_tf.losses as losses
+    import ptloss_tf.losses
 
-    get = getattr(losses, "get", None)
-    if get is None:  # TODO registry: ptloss_tf.losses.get is not merged yet
-        return {"kl": losses.KLDivergence, "ptloss": losses.PTLoss}[name](**params)
-    return get(name, **params)
+    return ptloss_tf.losses.get(name, **params)
 
 
 # -- fit timing ------------------------------------------------------------------

@@ -65,9 +65,7 @@ machine. The runs' output directories and logs stay under `--work-dir`
 """
 
 import argparse
-import ast
 import os
-import re
 import sys
 import tempfile
 import time
@@ -157,8 +155,6 @@ def print_default(res, quick):
 
 # -- (b) SST-2 ----------------------------------------------------------------------
 
-_EPOCH_LINE = re.compile(r"^\s*\d+/\d+ - \d+s? ")
-_WROTE_LINE = re.compile(r"Wrote .* in (\d+) s; teacher accuracy: (\{.*\})")
 
 
 def teacher_timing(step, teacher_dir, rows_predicted, full_rows):
@@ -176,11 +172,6 @@ def teacher_timing(step, teacher_dir, rows_predicted, full_rows):
         out["cli_reported_accuracy"] = run["accuracy"]
     if "predict_seconds" in run:
         out["predict_s"] = run["predict_seconds"]
-    if not all(k in out for k in ("fit_s", "cli_reported_fit_and_predict_s",
-                                  "cli_reported_accuracy", "predict_s")):
-        # TODO drop fallback: a CLI that writes no (complete) teacher_run.json.
-        for key, value in teacher_timing_from_log(step).items():
-            out.setdefault(key, value)
     if "predict_s" in out:
         predict = out["predict_s"]
         out["predict_rows"] = rows_predicted
@@ -191,39 +182,15 @@ def teacher_timing(step, teacher_dir, rows_predicted, full_rows):
     return out
 
 
-def teacher_timing_from_log(step):
-    """TODO drop fallback: fit and predict times from the time stamps of the
-    teacher's log lines (what this script did before `teacher_run.json`)."""
-    lines = step["_lines"]
-    t_start = next((t for t, line in lines if line.startswith("Fine-tuning teacher")), None)
-    epochs = [t for t, line in lines if _EPOCH_LINE.match(line)]
-    wrote = next(((t, line) for t, line in lines if _WROTE_LINE.search(line)), None)
-    out = {"fit_start_s": t_start}
-    if t_start is not None and epochs:
-        out["fit_s"] = epochs[-1] - t_start
-    if wrote is not None:
-        m = _WROTE_LINE.search(wrote[1])
-        out["cli_reported_fit_and_predict_s"] = float(m.group(1))
-        try:
-            out["cli_reported_accuracy"] = ast.literal_eval(m.group(2))
-        except (ValueError, SyntaxError):
-            pass
-        if epochs:
-            out["predict_s"] = wrote[0] - epochs[-1]
-    return out
-
-
 def effective_learning_rate(config):
     """The student's learning rate: `--learning-rate`, else the CLI's default
-    (`ptloss_tf.training.pipeline.learning_rate` where it exists: 5e-5 with --preset)."""
+    (`ptloss_tf.training.train_method.learning_rate`: 5e-5 with --preset)."""
+    from ptloss_tf.training.config import DistillConfig
+    from ptloss_tf.training.train_method import learning_rate
+
     if config.get("learning_rate") is not None:
         return config["learning_rate"]
-    try:
-        from ptloss_tf.training.pipeline import learning_rate
-
-        return f"{learning_rate(argparse.Namespace(**config))} (CLI default)"
-    except (ImportError, AttributeError, TypeError):
-        return "CLI default"
+    return f"{learning_rate(DistillConfig(**config))} (CLI default)"
 
 
 def part_sst2(args, work):

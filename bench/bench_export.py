@@ -96,18 +96,9 @@ def sst2_sentences(n):
 def tokenize(preprocessor, texts):
     """int32 numpy token ids (`token_ids`, `segment_ids`, `padding_mask`) of
     one segment of `texts`, as the export's signatures tokenise them."""
-    import numpy as np
-    import tensorflow as tf
+    from ptloss_tf.export.student import tokenize as export_tokenize
 
-    try:  # TODO public: the training owner's public name (main: data.tokenization)
-        from ptloss_tf.training.data.tokenization import preprocess
-    except ImportError:
-        try:  # TODO public: the public name asked for in data.pipeline
-            from ptloss_tf.training.data.pipeline import preprocess
-        except ImportError:  # TODO public: drop; private until the public one is merged
-            from ptloss_tf.training.data.pipeline import _preprocess as preprocess
-    features = preprocess(preprocessor, [tf.constant(list(texts))])
-    return {k: np.asarray(v, np.int32) for k, v in features.items()}
+    return export_tokenize(preprocessor, {"text": list(texts)})
 
 
 def main():

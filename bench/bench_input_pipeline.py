@@ -61,7 +61,7 @@ from ptloss_tf.training.data import default_data_root  # noqa: E402
 from ptloss_tf.training.data import load_split  # noqa: E402
 from ptloss_tf.training.data import make_dataset  # noqa: E402
 from ptloss_tf.training.data import sequence_lengths  # noqa: E402
-from ptloss_tf.training.data.pipeline import auto_bucket_boundaries  # noqa: E402
+from ptloss_tf.training.data.input_pipeline import auto_bucket_boundaries  # noqa: E402
 
 FIXED, DYNAMIC, STATIC = "fixed-128", "bucket-dynamic", "bucket-static"
 

@@ -151,7 +151,7 @@ def report_timings(report):
     """`report["timings"]`: `wall_seconds`, `load_seconds`, `search_seconds`
     and per method `train_seconds`, `epochs_run`, `epoch_seconds`."""
     timings = dict(report.get("timings") or {})
-    # TODO drop fallback: a report.json written before the CLI had "timings"
+    # A report.json written before the CLI had "timings" (recorded runs)
     # (the keys it already had; load / search / per-epoch times stay missing).
     timings.setdefault("wall_seconds", report.get("wall_seconds"))
     methods = {m: dict(t) for m, t in (timings.get("methods") or {}).items()}

@@ -238,15 +238,9 @@ def read_run(path):
 def get_loss(name, **params):
     """`ptloss_tf.losses.get(name, **params)`: the registry's loss `name` with
     its constructor's keyword arguments."""
-    import ptloss_tf.losses as losses
+    import ptloss_tf.losses
 
-    get = getattr(losses, "get", None)
-    if get is None:  # TODO registry: drop once ptloss_tf.losses.get is merged
-        get = lambda name, **params: {  # noqa: E731
-            "kl": losses.KLDivergence, "temperature": losses.TemperatureKLDivergence,
-            "label_smoothing": losses.LabelSmoothingKLDivergence,
-            "focal": losses.FocalDistillationLoss, "ptloss": losses.PTLoss}[name](**params)
-    return get(name, **params)
+    return ptloss_tf.losses.get(name, **params)
 
 
 def coefficients_for(method, teacher, seed, num_classes):
@@ -371,7 +365,7 @@ def train_one(teacher, seed, method, epochs=None, verbose=0):
     hist = distiller.fit(ids["train"], y_train, batch_size=TRAIN["batch_size"], epochs=epochs,
                          shuffle=True, verbose=verbose)
     train_seconds = time.time() - start
-    from ptloss_tf.training.synthetic import softmax
+    from ptloss_tf.probabilities import softmax
 
     q = softmax(student.predict(ids["test"], batch_size=1000, verbose=0))
     qv = softmax(student.predict(ids["validation"], batch_size=1000, verbose=0))

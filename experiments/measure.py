@@ -34,7 +34,8 @@ def main():
     args = ap.parse_args()
     import keras
     import ptloss_tf
-    from ptloss_tf.training.synthetic import softmax, teacher_summary
+    from ptloss_tf.probabilities import softmax
+    from ptloss_tf.training.synthetic import teacher_summary
 
     t0 = time.time()
     task, ids = common.get_task(args.teacher, 0)

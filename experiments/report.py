@@ -178,7 +178,7 @@ def derived(runs):
                     cache["eta_scores"]["|".join(map(str, k))] = {
                         "deviation": float(S.deviation(q, yv)),
                         "brier": float(S.brier_score(q, yv)),
-                        "nll": float(S.negative_log_likelihood(q, yv)),
+                        "nll": float(S.proxy_nll(q, yv)),
                         "proxy_val_mse_to_p_star": float(np.mean(np.sum(
                             (q - task.validation.p_star) ** 2, 1))),
                     }

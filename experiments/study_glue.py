@@ -171,7 +171,7 @@ def prediction_spread(task_name, work):
     import numpy as np
 
     from ptloss_tf.training.data.examples import load_split
-    from ptloss_tf.training.synthetic import softmax
+    from ptloss_tf.probabilities import softmax
 
     split = "validation" if task_name == "rte" else "test"  # RTE test labels are hidden
     examples = load_split(task_name, split, source="files", data_root=cli_runs.data_root())

@@ -13,7 +13,7 @@ they must work and be fast there too. Measures, in one process:
    probabilities, measured alternately (A B C D A B C D ...).
 
 Usage, from the repository root (as a module: it imports `ptloss_tf` and
-`tests.reference` from the checkout, which a TF-free venv does not install):
+`tests.helpers.reference` from the checkout, which a TF-free venv does not install):
   device:                          KERAS_BACKEND=jax python3 -m bench.device.jax_bert_check
   here, tiny smoke run with TF:    python -m bench.device.jax_bert_check --tiny
 """
@@ -30,7 +30,7 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
 import ptloss_tf  # noqa: E402
-from tests import reference  # noqa: E402
+from tests.helpers import reference  # noqa: E402
 
 
 def log(*a):
