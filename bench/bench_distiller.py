@@ -71,6 +71,7 @@ import keras
 import keras_hub
 
 import ptloss_tf
+from ptloss_tf.probabilities import softmax
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PTL, PLAIN, KERAS = "ptloss", "plain", "keras"
@@ -194,12 +195,6 @@ def ptloss_distillation_loss(args, rng):
         return _common.make_loss("kl", from_logits=True), None
     eta = rng.uniform(0.0, 2.0, size=(args.ptloss_order, args.num_classes))
     return _common.make_loss("ptloss", coefficients=eta, from_logits=True), eta
-
-
-def softmax(logits):
-    z = np.asarray(logits, np.float64)
-    z = np.exp(z - z.max(axis=-1, keepdims=True))
-    return (z / z.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 # -- timing ------------------------------------------------------------------
@@ -331,7 +326,7 @@ def main(argv=None):
     teacher_logits_again = teacher.predict(ds_labels, verbose=0)
     predict_warm_s = _common.timer() - start
     predict_max_diff = float(np.max(np.abs(teacher_logits - teacher_logits_again)))
-    teacher_probs = softmax(teacher_logits)
+    teacher_probs = softmax(teacher_logits).astype(np.float32)
     ds_distill = cached_dataset(
         preprocessor, args.batch_size, texts, teacher_probs, labels,
         structure=lambda x, p, l: (x, {"teacher_probs": p, "labels": l}),
