@@ -12,28 +12,28 @@ The public API::
 
 The losses, metrics and the `Distiller` are backend-agnostic Keras 3 (they
 also run under `KERAS_BACKEND=jax`); the proxy-teacher solver, the search and
-`make_strategy` use TensorFlow and are imported on first use.
+`make_strategy` use TensorFlow. Every name is imported on first use.
 """
 
 import importlib
 
-from ptloss_tf import callbacks
-from ptloss_tf import losses
-from ptloss_tf import metrics
-from ptloss_tf import probabilities
-from ptloss_tf.coefficients import Coefficients
-from ptloss_tf.distiller import Distiller
-from ptloss_tf.losses import FocalDistillationLoss
-from ptloss_tf.losses import KLDivergence
-from ptloss_tf.losses import LabelSmoothingKLDivergence
-from ptloss_tf.losses import PTLoss
-from ptloss_tf.losses import PTLossDistillation
-from ptloss_tf.losses import TemperatureKLDivergence
-from ptloss_tf.search_result import SearchResult
-
 __version__ = "0.1.0"
 
-_TENSORFLOW_API = {
+# Every public name is imported on first use (PEP 562), so `import
+# ptloss_tf.<submodule>` (e.g. a console script's entry point) does not load
+# Keras and TensorFlow before the application has configured them.
+_SUBMODULES = ("callbacks", "losses", "metrics", "probabilities")
+_PUBLIC_API = {
+    "Coefficients": "ptloss_tf.coefficients",
+    "Distiller": "ptloss_tf.distiller",
+    "FocalDistillationLoss": "ptloss_tf.losses",
+    "KLDivergence": "ptloss_tf.losses",
+    "LabelSmoothingKLDivergence": "ptloss_tf.losses",
+    "PTLoss": "ptloss_tf.losses",
+    "PTLossDistillation": "ptloss_tf.losses",
+    "TemperatureKLDivergence": "ptloss_tf.losses",
+    "SearchResult": "ptloss_tf.search_result",
+    # TensorFlow-only (the solver, the search, the strategies):
     "proxy_teacher": "ptloss_tf.proxy",
     "brier_score": "ptloss_tf.search",
     "deviation": "ptloss_tf.search",
@@ -47,12 +47,15 @@ _TENSORFLOW_API = {
 
 
 def __getattr__(name):
-    if name in _TENSORFLOW_API:
-        value = getattr(importlib.import_module(_TENSORFLOW_API[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'ptloss_tf' has no attribute {name!r}")
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"ptloss_tf.{name}")
+    elif name in _PUBLIC_API:
+        value = getattr(importlib.import_module(_PUBLIC_API[name]), name)
+    else:
+        raise AttributeError(f"module 'ptloss_tf' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__():
-    return sorted(list(globals()) + list(_TENSORFLOW_API))
+    return sorted(set(globals()) | set(_SUBMODULES) | set(_PUBLIC_API))

@@ -1,11 +1,14 @@
 """`ptloss-distill`: command-line entry point (also `python -m ptloss_tf.training`)."""
 
-import argparse
 import sys
+
+from ptloss_tf.console import ArgumentParser
+from ptloss_tf.console import framework_logging_requested
+from ptloss_tf.console import quiet_framework
 
 
 def import_teacher_main(argv):
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ptloss-distill import-teacher",
         description="Convert a CSV/TSV/JSONL file of teacher outputs produced "
                     "elsewhere (e.g. a T5 teacher) into the teacher-outputs format.",
@@ -35,6 +38,9 @@ def import_teacher_main(argv):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        # Before anything imports TensorFlow: its start-up logging is off
+        # unless `--verbose 3` asks for it.
+        quiet_framework(show=framework_logging_requested(argv))
         if argv and argv[0] == "import-teacher":
             return import_teacher_main(argv[1:])
         if argv and argv[0] == "teacher":

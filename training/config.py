@@ -20,12 +20,13 @@ Example:
 '--init-from-layers must lie in [1, 6]'
 """
 
-import argparse
 import dataclasses
 import json
 import os
 import re
 
+from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
+from ptloss_tf.console import ArgumentParser
 from ptloss_tf.training.methods import METHODS
 
 TASKS = ("synthetic", "sst2", "mnli", "boolq", "rte", "file")
@@ -155,7 +156,7 @@ def _add(group, *flags, **kwargs):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ptloss-distill",
         description=(
             "Distil a keras-hub BERT student from cached teacher outputs with "
@@ -165,7 +166,6 @@ def build_parser():
             "Subcommands: `ptloss-distill teacher --help` (fine-tune a keras-hub "
             "teacher and write its outputs), `ptloss-distill import-teacher --help`."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--config", help="YAML or JSON file of option values (flags override it)")
 
@@ -262,8 +262,11 @@ def build_parser():
     _add(g, "--output-dir", help="default runs/<timestamp>")
     _add(g, "--overwrite", action="store_true",
             help="replace a finished run in --output-dir (never needed to resume)")
-    _add(g, "--verbose", type=int, choices=(0, 1, 2),
-            help="Keras progress: 0 silent, 1 bars, 2 one line per epoch")
+    _add(g, "--verbose", type=int, choices=(0, 1, 2, 3), nargs="?",
+            const=FRAMEWORK_LOGS_VERBOSITY,
+            help="Keras progress: 0 silent, 1 bars, 2 one line per epoch; 3 (or "
+                 "--verbose alone): also TensorFlow's and Keras' own logging, "
+                 "hidden otherwise")
     return parser
 
 

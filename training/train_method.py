@@ -138,7 +138,8 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
         # Bucketed datasets have unknown cardinality; Keras warns at each epoch end.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         history = distiller.fit(train, validation_data=validation, epochs=config.epochs,
-                                callbacks=callbacks, verbose=config.verbose, shuffle=False)
+                                callbacks=callbacks, verbose=min(config.verbose, 2),
+                                shuffle=False)
     train_seconds = time.time() - start
     best_path = os.path.join(method_dir, BEST_WEIGHTS)
     if os.path.exists(best_path):
