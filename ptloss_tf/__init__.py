@@ -22,7 +22,7 @@ __version__ = "0.1.0"
 # Every public name is imported on first use (PEP 562), so `import
 # ptloss_tf.<submodule>` (e.g. a console script's entry point) does not load
 # Keras and TensorFlow before the application has configured them.
-_SUBMODULES = ("callbacks", "losses", "metrics", "probabilities")
+_SUBMODULES = ("callbacks", "classification_report", "losses", "metrics", "probabilities")
 _PUBLIC_API = {
     "Coefficients": "ptloss_tf.coefficients",
     "Distiller": "ptloss_tf.distiller",

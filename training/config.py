@@ -54,6 +54,7 @@ class DistillConfig:
     text_fields: tuple = ("sentence",)
     label_field: str = "label"
     class_names: tuple = None
+    no_header: bool = False
     max_train_examples: int = None
     # synthetic task
     synthetic_train: int = 4000
@@ -176,13 +177,25 @@ def build_parser():
     _add(g, "--data-root",
             help="local data root (default: $PTLOSS_DATA_DIR or ../shared/data)")
     _add(g, "--tfds-data-dir")
-    _add(g, "--train-file", help="--task file: TSV/JSONL training data")
-    _add(g, "--validation-file")
-    _add(g, "--test-file")
+    _add(g, "--train-file", help="--task file: TSV/CSV/JSONL training data")
+    _add(g, "--validation-file",
+            help="--task file: labelled data for the coefficient search and early "
+                 "stopping; without it 10%% of the training rows (at most 2000) are "
+                 "held out with seed 0, and report.json's notes say so")
+    _add(g, "--test-file", help="--task file: labelled data the students are scored on")
     _add(g, "--text-fields", nargs="+",
-            help="--task file: one field, or two for sentence pairs")
-    _add(g, "--label-field")
-    _add(g, "--class-names", nargs="+")
+            help="--task file: one column, or two for sentence pairs (in model "
+                 "order); with --no-header 0-based column numbers")
+    _add(g, "--label-field", help="--task file: the label column")
+    _add(g, "--class-names", nargs="+",
+            help="--task file: the label vocabulary, in class-index order (integer "
+                 "labels that are not names are read as indices); default: the "
+                 "sorted label values of --train-file, numerically if all are "
+                 "integers. Every split is encoded with it; another value is an error")
+    _add(g, "--no-header", action="store_true",
+            help="--task file: the TSV/CSV files have no header row; name columns "
+                 "by 0-based number in --text-fields / --label-field (config file: "
+                 "no_header: true)")
     _add(g, "--max-train-examples", type=int,
             help="train the students on N training rows drawn with --seed (where "
                  "test labels are hidden: N of the rows not held out for the "

@@ -18,7 +18,10 @@ Output directory contract (`--output-dir`):
   `nll_mismatched`, `ece_mismatched`, `teacher_agreement_mismatched` (the
   mismatched validation set, a second test set) and the teacher
   `accuracy_mismatched`; without that file the mismatched evaluation is
-  skipped and `notes` says so.
+  skipped and `notes` says so. Each result and the teacher also have
+  `macro_f1`, `mcc` (2 classes), `prediction_counts` and `label_counts`
+  (`{class: n}` on the test split) and `single_class_prediction` (one class
+  predicted for every test example; flagged in the log and in `notes`).
 * `coefficients.json` (+ `search.json`, `search.png` from the search)
 * `<method>/student.keras` for each method, `<method>/result.json`,
   `<method>/history.json`, `<method>/timings.json`, TensorBoard logs in
@@ -37,8 +40,10 @@ import time
 
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.training.coefficient_search import choose_coefficients
+from ptloss_tf.training.preflight import check_config
 from ptloss_tf.training.report import plot_learning_curves
 from ptloss_tf.training.report import print_table
+from ptloss_tf.training.report import single_class_notes
 from ptloss_tf.training.report import teacher_report
 from ptloss_tf.training.report import write_samples
 from ptloss_tf.training.run_directory import REPORT
@@ -76,10 +81,12 @@ def run(config):
 
 def _run(config):
     start = time.time()
-    output_dir, state = prepare_output_dir(config, log=log)
+    # Everything that can fail on bad input fails before the output
+    # directory exists: the options, then the data and teacher outputs.
+    check_config(config)
     strategy = make_run_strategy(config)
-
     splits = load_splits(config, log=log)
+    output_dir, state = prepare_output_dir(config, log=log)
     for split in ("train", "validation", "test", *splits.extra_test_splits):
         check_probabilities(splits.teacher_probs[split], name=f"teacher probabilities ({split})")
     teacher = teacher_report(splits)
@@ -121,18 +128,28 @@ def _report(config, splits, results, coefficients, search, teacher, strategy):
     return {
         "task": config.task,
         "class_names": list(splits.class_names),
+        "class_names_source": _class_names_source(config),
         "num_segments": len(splits.examples["test"].texts),
         "results": results,
         "coefficients": coefficients.values.tolist() if coefficients is not None else None,
         "search": search,
         "teacher": teacher,
         "task_config": splits.task_config,
-        "notes": splits.notes,
+        "notes": splits.notes + single_class_notes(results),
         "config": config.to_dict(),
         "hardware": {"strategy": type(strategy).__name__,
                      "replicas": int(strategy.num_replicas_in_sync),
                      "dtype_policy": keras.config.dtype_policy().name},
     }
+
+
+def _class_names_source(config):
+    """Where the run's label vocabulary came from (`report.json`)."""
+    if config.task != "file":
+        return f"the registered task {config.task}"
+    if config.class_names:
+        return "--class-names"
+    return f"the sorted label values of {config.train_file}"
 
 
 def _timings(output_dir, results, wall_seconds, load_seconds, search_seconds):

@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 
+from ptloss_tf.classification_report import classification_metrics
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.probabilities import teacher_statistics
 from ptloss_tf.training.splits import suffix
@@ -22,9 +23,13 @@ def teacher_report(splits):
         return float(np.mean(splits.teacher_probs[split].argmax(1)
                              == splits.examples[split].labels))
 
-    report = teacher_statistics(splits.teacher_probs["test"],
-                                np.asarray(splits.examples["test"].labels),
+    test = splits.examples["test"]
+    report = teacher_statistics(splits.teacher_probs["test"], np.asarray(test.labels),
                                 p_star=splits.p_star.get("test"))
+    hard = classification_metrics(test.labels, splits.teacher_probs["test"].argmax(1),
+                                  test.class_names)
+    hard.pop("accuracy")
+    report.update(hard)
     report["validation_accuracy"] = accuracy("validation")
     for split in splits.extra_test_splits:
         report[f"accuracy{suffix(split)}"] = accuracy(split)
@@ -33,12 +38,16 @@ def teacher_report(splits):
 
 def print_table(results, teacher, log=print):
     """Logs one row per method (test metrics, then `*_mismatched` ones where
-    present) and a line for the teacher."""
-    columns = ["accuracy", "nll", "ece", "teacher_agreement"]
+    present), a line for the teacher, and each one's predictions per class
+    (a student that predicts a single class is flagged)."""
+    columns = ["accuracy", "macro_f1"]
+    if any("mcc" in r for r in results):
+        columns.append("mcc")
+    columns += ["nll", "ece", "teacher_agreement"]
     for extra in ("kl_to_p_star", "accuracy_mismatched", "nll_mismatched", "ece_mismatched"):
         if any(extra in r for r in results):
             columns.append(extra)
-    widths = [max(18, len(c) + 2) for c in columns]
+    widths = [max(10, len(c) + 2) for c in columns]
     header = f"{'method':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))
     log("\n" + header + "\n" + "-" * len(header))
     for r in results:
@@ -47,8 +56,28 @@ def print_table(results, teacher, log=print):
     extra = f", KL to p* {teacher['kl_to_p_star']:.4f}" if "kl_to_p_star" in teacher else ""
     if "accuracy_mismatched" in teacher:
         extra += f", mismatched accuracy {teacher['accuracy_mismatched']:.4f}"
-    log(f"teacher: test accuracy {teacher['accuracy']:.4f}, TVD to labels "
+    log(f"teacher: test accuracy {teacher['accuracy']:.4f}, macro-F1 "
+        f"{teacher.get('macro_f1', float('nan')):.4f}, TVD to labels "
         f"{teacher['tvd_to_labels']:.4f}{extra}")
+    if "label_counts" in teacher:
+        log("test labels per class: " + _counts(teacher["label_counts"]))
+    for name, row in [(r["method"], r) for r in results] + [("teacher", teacher)]:
+        if "prediction_counts" in row:
+            flag = ("   <- predicts a single class" if row.get("single_class_prediction")
+                    else "")
+            log(f"  {name} predictions: {_counts(row['prediction_counts'])}{flag}")
+
+
+def _counts(counts):
+    return ", ".join(f"{name} {n}" for name, n in counts.items())
+
+
+def single_class_notes(results):
+    """`report.json` notes for students that predict one class for every
+    test example."""
+    return [f"the {r['method']} student predicts one class for every test example "
+            f"({_counts(r['prediction_counts'])}): its accuracy is the class prior's"
+            for r in results if r.get("single_class_prediction")]
 
 
 def write_samples(output_dir, examples, count=SAMPLE_COUNT):

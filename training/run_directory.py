@@ -4,7 +4,10 @@ A run directory holds one `ptloss-distill` run (the contract is in
 `ptloss_tf.training.distill`). `run_state.json` records the options'
 fingerprint and the finished methods, so the same command resumes an
 interrupted run; a finished run (`report.json`) is never replaced without
-`overwrite`, and files that are not the run's own are never deleted.
+`overwrite`, and files that are not the run's own are never deleted. An
+unfinished run with other options is protected only once training has
+started (a method folder exists): a run that failed earlier, e.g. on a
+missing file, is simply restarted with the corrected options.
 
 Example:
 >>> import tempfile
@@ -75,11 +78,17 @@ def prepare_output_dir(config, log=print):
             _remove_run_files(path)
             state = None
         elif state is not None and state.get("fingerprint") != fingerprint(config):
-            raise ValueError(
-                f"output directory {path} holds an unfinished run with different "
-                "options; rerun with the same options to resume it, or choose "
-                "another --output-dir."
-            )
+            if has_training_progress(path, state):
+                raise ValueError(
+                    f"output directory {path} holds an unfinished run with different "
+                    "options that has started training; rerun with the same options "
+                    "to resume it, pass --overwrite to discard it, or choose another "
+                    "--output-dir."
+                )
+            log(f"Restarting the run in {path} with the new options (the earlier run "
+                "had not started training).")
+            _remove_run_files(path)
+            state = None
         if state is not None:
             log(f"Resuming the run in {path} (finished: {state['finished'] or 'none'}).")
             return path, state
@@ -87,6 +96,13 @@ def prepare_output_dir(config, log=print):
     state = {"fingerprint": fingerprint(config), "finished": []}
     atomic_write_json(state_path, state)
     return path, state
+
+
+def has_training_progress(path, state):
+    """Whether a run directory holds training work: a finished method or a
+    method folder (checkpoints, backups) of one that started."""
+    return bool(state.get("finished")) or any(
+        os.path.isdir(os.path.join(path, method)) for method in METHODS)
 
 
 def mark_finished(path, state, method):

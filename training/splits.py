@@ -4,11 +4,11 @@ training-row plan shared by `ptloss-distill` and `ptloss-distill teacher`."""
 
 import numpy as np
 
+# HOLDOUT_SEED: the seed of the training rows held out for the coefficient
+# search where the test labels are hidden (see `plan_train_rows`) or a file
+# task has no validation file (`task_examples.load_file_task`).
+from ptloss_tf.training.task_examples import HOLDOUT_SEED
 from ptloss_tf.training.task_examples import MISMATCHED
-
-#: Seed of the training rows held out for the coefficient search where the
-#: test labels are hidden (see `plan_train_rows`).
-HOLDOUT_SEED = 0
 
 
 class Splits:

@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 
 import ptloss_tf
+from ptloss_tf.classification_report import classification_metrics
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.probabilities import distance_to_p_star
 from ptloss_tf.probabilities import softmax
@@ -104,6 +105,19 @@ def evaluate(distiller, dataset, key_suffix="", keys=EVALUATION_KEYS):
     return {f"{k}{key_suffix}": float(metrics[k]) for k in keys}
 
 
+def prediction_metrics(probs, examples):
+    """Macro-F1, MCC (2 classes) and counts of the predictions on `examples`
+    (`ptloss_tf.classification_report`; accuracy comes from `evaluate`)."""
+    metrics = classification_metrics(examples.labels, probs.argmax(-1), examples.class_names)
+    metrics.pop("accuracy")
+    return metrics
+
+
+def single_class(result):
+    """The class a single-class student predicts (see `prediction_metrics`)."""
+    return next(c for c, n in result["prediction_counts"].items() if n)
+
+
 def save_student(distiller, student, preprocessor, method_dir):
     """Writes `student.keras` atomically, with its preprocessor attached, so
     it is self-contained: `load_model(...).predict(["raw text"])` works and
@@ -155,10 +169,14 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     }
     for split in splits.extra_test_splits:
         result.update(evaluate(distiller, evaluations[split], suffix(split)))
+    probs = softmax(np.asarray(distiller.predict(test.map(lambda x, y: x), verbose=0),
+                               np.float32))
+    result.update(prediction_metrics(probs, splits.examples["test"]))
+    if result["single_class_prediction"]:
+        log(f"Warning: the {method} student predicts {single_class(result)!r} for every "
+            "test example: it has learned no more than the class prior.")
     if splits.p_star:
-        logits = distiller.predict(test.map(lambda x, y: x), verbose=0)
-        result.update(distance_to_p_star(softmax(np.asarray(logits, np.float32)),
-                                         splits.p_star["test"]))
+        result.update(distance_to_p_star(probs, splits.p_star["test"]))
     save_student(distiller, student, preprocessor, method_dir)
     atomic_write_json(os.path.join(method_dir, "history.json"),
                       {k: [float(x) for x in v] for k, v in history.history.items()})

@@ -130,8 +130,12 @@ def _columns(table, fields):
     where = "columns" if table.format != "jsonl" else "keys"
     missing = [c for c in fields if c not in table.columns]
     if missing:
+        hint = ""
+        if table.format != "jsonl" and all(c.isdigit() for c in missing):
+            hint = ("; column numbers need a file without a header row: pass "
+                    "`no_header`")
         raise ValueError(f"{table.path}: missing column {missing[0]!r} "
-                         f"({where}: {format_columns(table.columns)})")
+                         f"({where}: {format_columns(table.columns)}){hint}")
     line_numbers, columns = [], {f: [] for f in fields}
     for line_no, record in table.records:
         absent = [c for c in fields if c not in record]
@@ -139,8 +143,9 @@ def _columns(table, fields):
             if table.format == "jsonl":
                 raise ValueError(f"{table.path}:{line_no}: missing column {absent[0]!r} "
                                  f"(keys: {format_columns(record)})")
-            raise ValueError(f"{table.path}:{line_no}: {len(record)} fields, the header "
-                             f"has {len(table.columns)}")
+            first = "the header has" if table.header else "the first row has"
+            raise ValueError(f"{table.path}:{line_no}: {len(record)} fields, {first} "
+                             f"{len(table.columns)}")
         line_numbers.append(line_no)
         for f in fields:
             columns[f].append(record[f])
@@ -166,7 +171,11 @@ def _normalise_label(value):
         return s
 
 
-def _encode_labels(raw, line_numbers, class_names, path, field):
+def _is_integer_name(name):
+    return str(name).lstrip("-").isdigit()
+
+
+def _encode_labels(raw, line_numbers, class_names, path, field, accept_indices=True):
     values = [_normalise_label(v) for v in raw]
     if class_names is None:
         present = {v for v in values if v is not None and v != -1}
@@ -181,18 +190,21 @@ def _encode_labels(raw, line_numbers, class_names, path, field):
         return np.asarray(labels, dtype=np.int64), class_names
     class_names = tuple(str(c) for c in class_names)
     index = {c: i for i, c in enumerate(class_names)}
+    # An integer label is read as a class index only where it cannot be a
+    # class name: with names "1", "2", "3" the value 1 is the name "1".
+    by_index = accept_indices and not any(_is_integer_name(c) for c in class_names)
     labels = np.empty(len(values), dtype=np.int64)
     for i, v in enumerate(values):
         if v is None or v == -1:
             labels[i] = -1
         elif str(v) in index:
             labels[i] = index[str(v)]
-        elif isinstance(v, int) and 0 <= v < len(class_names):
+        elif by_index and isinstance(v, int) and 0 <= v < len(class_names):
             labels[i] = v
         else:
             raise ValueError(
                 f"{path}:{line_numbers[i]}: label {raw[i]!r} in column {field!r} is "
-                f"not one of the class names {class_names}"
+                f"not one of the class names {list(class_names)}"
             )
     return labels, class_names
 
@@ -207,23 +219,31 @@ def _format_id(value, prefix):
 
 
 def load_file(path, text_fields, label_field=None, id_field=None, class_names=None,
-              format=None, *, id_prefix=None, note=None):
+              format=None, *, header=True, accept_indices=True, id_prefix=None, note=None):
     """Examples from a GLUE-style TSV (header row), a CSV or a JSONL file.
 
     Args:
         path: the file. Its format comes from `format` ("tsv", "csv",
             "jsonl") or the extension (.tsv/.tab/.txt, .csv, .jsonl/.json).
             TSVs are split on tabs only (no quoting, as GLUE's files need).
-        text_fields: 1 or 2 column names (a str is one column), in model order.
+        text_fields: 1 or 2 column names (a str is one column), in model
+            order; with `header=False`, 0-based column numbers (int or str).
         label_field: the label column, or None (all labels -1). Labels may be
             class names (str; JSON booleans read as "True"/"False") or
             integer indices; empty / null / -1 means unlabeled (-1).
         id_field: a column of unique ids; None numbers the data rows
             (`"<prefix>/000000"`, ...).
         class_names: label index -> name. A label that is neither a class
-            name nor an index in range raises ValueError naming the value, the
-            file and the line. None: the sorted distinct values (numerically
-            if all are integers, so 0..K-1 keep their index).
+            name nor (with `accept_indices`, and only where no class name is
+            an integer) an index in range raises ValueError naming the value,
+            the file and the line. None: the sorted distinct values
+            (numerically if all are integers, so 0..K-1 keep their index).
+            Several files of one run must share one vocabulary: pass the
+            training file's `Examples.class_names` when loading the others
+            (`task_examples.load_task_examples` does).
+        header: whether the first row names the columns (TSV/CSV); False
+            names them by 0-based number (`"0"`, `"1"`, ...).
+        accept_indices: whether integer labels may be class indices.
         id_prefix: prepended to the ids as `"<prefix>/<id>"` (numeric ids
             zero-padded to 6 digits); default: none with `id_field`, else the
             file name without extension.
@@ -243,9 +263,11 @@ def load_file(path, text_fields, label_field=None, id_field=None, class_names=No
     ([1, 0], ['d/000000', 'd/000001'])
     """
     path = os.fspath(path)
-    if isinstance(text_fields, str):
+    if isinstance(text_fields, (str, int)):
         text_fields = (text_fields,)
-    text_fields = tuple(text_fields)
+    text_fields = tuple(str(f) for f in text_fields)
+    label_field = None if label_field is None else str(label_field)
+    id_field = None if id_field is None else str(id_field)
     if not 1 <= len(text_fields) <= 2:
         raise ValueError(f"text_fields must name 1 or 2 columns, got {text_fields}")
     infer_format(path, format)
@@ -254,7 +276,7 @@ def load_file(path, text_fields, label_field=None, id_field=None, class_names=No
     fields = list(dict.fromkeys(
         text_fields + tuple(f for f in (label_field, id_field) if f is not None)
     ))
-    line_numbers, columns = _columns(read_table(path, format), fields)
+    line_numbers, columns = _columns(read_table(path, format, header=header), fields)
     if not line_numbers:
         raise ValueError(f"{path}: no data rows (empty file)")
 
@@ -270,7 +292,8 @@ def load_file(path, text_fields, label_field=None, id_field=None, class_names=No
         class_names = tuple(class_names) if class_names is not None else ()
     else:
         labels, class_names = _encode_labels(
-            columns[label_field], line_numbers, class_names, path, label_field
+            columns[label_field], line_numbers, class_names, path, label_field,
+            accept_indices=accept_indices,
         )
     if id_field is None:
         prefix = id_prefix if id_prefix is not None else os.path.splitext(

@@ -14,6 +14,9 @@ Formats, from `format` or the file name:
 A UTF-8 byte-order mark is removed. Blank lines are skipped. A delimited row
 with more fields than the header is an error naming the file and line
 (fewer fields are reported by the caller, which knows the columns it needs).
+`header=False` reads a TSV/CSV without a header row (several GLUE tasks ship
+that way): the columns are then named by their 0-based numbers, `"0"`,
+`"1"`, ..., as many as the first row has fields.
 
 Example:
 >>> import os, tempfile
@@ -45,12 +48,15 @@ class Table:
         records: `(line_number, {column: value})` per data row, 1-based
             line numbers of the file. Delimited values are str; a short row
             lacks the columns past its last field.
+        header: whether the columns were named by a header row (False: by
+            number).
     """
 
     path: str
     format: str
     columns: list
     records: list
+    header: bool = True
 
 
 def infer_format(path, format=None):
@@ -74,8 +80,24 @@ def infer_format(path, format=None):
     return _EXTENSIONS[ext]
 
 
-def read_table(path, format=None, tsv_quoting=False):
+def read_table(path, format=None, tsv_quoting=False, header=True):
     """Reads a TSV, CSV or JSONL table (see the module docstring).
+
+    Args:
+        path: the file.
+        format: `"tsv"`, `"csv"`, `"jsonl"`, or None (from the extension).
+        tsv_quoting: read CSV-style quotes in a TSV.
+        header: whether the first row of a TSV/CSV names the columns; False
+            names them `"0"`, `"1"`, ... (JSONL always has names: False is
+            refused).
+
+    Example (no header row):
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "cola.tsv")
+    >>> _ = open(path, "w").write("gj04\\t1\\tOur friends won't buy this.\\n")
+    >>> table = read_table(path, header=False)
+    >>> table.columns, table.records[0][1]["2"]
+    (['0', '1', '2'], "Our friends won't buy this.")
 
     Raises:
         FileNotFoundError: no such file.
@@ -88,8 +110,11 @@ def read_table(path, format=None, tsv_quoting=False):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: file not found")
     if fmt == "jsonl":
+        if not header:
+            raise ValueError(f"{path}: `no_header` applies to TSV/CSV files; JSON Lines "
+                             "rows name their fields")
         return _read_jsonl(path)
-    return _read_delimited(path, fmt, tsv_quoting)
+    return _read_delimited(path, fmt, tsv_quoting, header)
 
 
 def _delimited_rows(f, fmt, tsv_quoting):
@@ -99,7 +124,7 @@ def _delimited_rows(f, fmt, tsv_quoting):
     return ((i, line.rstrip("\r\n").split("\t")) for i, line in enumerate(f, start=1))
 
 
-def _read_delimited(path, fmt, tsv_quoting):
+def _read_delimited(path, fmt, tsv_quoting, has_header=True):
     quoted = fmt == "csv" or tsv_quoting
     header, records = None, []
     # Unquoted TSV: split lines on "\n" only, so a stray "\r" stays text.
@@ -108,17 +133,20 @@ def _read_delimited(path, fmt, tsv_quoting):
             if not row or row == [""]:
                 continue
             if header is None:
-                header = [h.strip() for h in row]
-                continue
+                if has_header:
+                    header = [h.strip() for h in row]
+                    continue
+                header = [str(i) for i in range(len(row))]
             if len(row) > len(header):
+                columns = "header columns" if has_header else "fields of the first row"
                 raise ValueError(
                     f"{path}:{line_no}: {len(row)} fields, more than the "
-                    f"{len(header)} header columns"
+                    f"{len(header)} {columns}"
                 )
             records.append((line_no, dict(zip(header, row))))
     if header is None:
-        raise ValueError(f"{path}: empty file (no header row)")
-    return Table(path, fmt, header, records)
+        raise ValueError(f"{path}: empty file" + (" (no header row)" if has_header else ""))
+    return Table(path, fmt, header, records, header=has_header)
 
 
 def _read_jsonl(path):

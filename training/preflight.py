@@ -1,0 +1,130 @@
+"""Checks of a run's options before any expensive step.
+
+`check_config(config)` finds what can be found from the options alone: a
+number out of range, a missing file, a preset that is neither a local folder
+nor a known keras-hub name. It runs before the output directory, the data,
+the coefficient search or the first model exist, so a typo costs seconds and
+leaves nothing behind. The data files are read (and their labels checked)
+next, also before the output directory is created.
+
+Errors name the options in backticks (`` `max_train_examples` ``); the CLI
+turns them into flags (`config.cli_message`).
+
+Example:
+>>> from ptloss_tf.training.config import DistillConfig
+>>> check_config(DistillConfig())  # the embedded default: nothing to report
+>>> try:
+...     check_config(DistillConfig(max_train_examples=0))
+... except ValueError as e:
+...     print(e)
+`max_train_examples` must be at least 1, got 0 (omit it to train on every row).
+"""
+
+import os
+
+#: The files of a local keras-hub preset folder / of a HuggingFace BERT folder.
+PRESET_CONFIG = "config.json"
+
+
+def check_config(config):
+    """Raises ValueError naming the first bad option of a `DistillConfig`."""
+    _check_numbers(config)
+    _check_combinations(config)
+    _check_files(config)
+    if config.preset is not None:
+        check_preset(config.preset)
+
+
+def _at_least(config, name, minimum, hint=""):
+    value = getattr(config, name)
+    if value is not None and value < minimum:
+        raise ValueError(f"`{name}` must be at least {minimum}, got {value}{hint}.")
+
+
+def _check_numbers(config):
+    _at_least(config, "max_train_examples", 1, " (omit it to train on every row)")
+    for name in ("epochs", "batch_size", "candidates", "order", "student_layers", "hidden",
+                 "heads", "intermediate", "steps_per_execution", "synthetic_train",
+                 "synthetic_validation", "synthetic_test", "init_from_layers"):
+        _at_least(config, name, 1)
+    _at_least(config, "synthetic_classes", 2)
+    _at_least(config, "sequence_length", 8)
+    _at_least(config, "early_stopping_patience", 0)
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError(f"`dropout` must lie in [0, 1), got {config.dropout}.")
+    for name in ("learning_rate", "temperature", "overconfidence"):
+        value = getattr(config, name)
+        if value is not None and not value > 0:
+            raise ValueError(f"`{name}` must be positive, got {value}.")
+    if config.hidden % config.heads:
+        raise ValueError(f"`hidden` ({config.hidden}) must be a multiple of `heads` "
+                         f"({config.heads}).")
+
+
+def _check_combinations(config):
+    if config.init_from_layers and config.preset is None:
+        raise ValueError("`init_from_layers` needs a pretrained `preset`.")
+    if config.no_header and config.task != "file":
+        raise ValueError("`no_header` applies to `task` file (registered tasks know "
+                         "their files' layout).")
+    if not 1 <= len(config.text_fields) <= 2:
+        raise ValueError(f"`text_fields` must name 1 or 2 columns, got "
+                         f"{list(config.text_fields)}.")
+    if config.class_names is not None and len(set(config.class_names)) != len(
+            config.class_names):
+        raise ValueError(f"`class_names` repeats a name: {list(config.class_names)}.")
+
+
+def _check_files(config):
+    def must_exist(name, kind="file"):
+        path = getattr(config, name)
+        if path is None:
+            return
+        ok = os.path.isdir(path) if kind == "directory" else os.path.isfile(path)
+        if not ok:
+            raise ValueError(f"`{name}` {path}: {kind} not found.")
+
+    for name in ("coefficients", "vocabulary", "config"):
+        must_exist(name)
+    if config.task == "file":
+        for name in ("train_file", "validation_file", "test_file"):
+            must_exist(name)
+    if config.task != "synthetic":
+        must_exist("teacher_outputs", "directory")
+    if config.output_dir is not None and os.path.exists(config.output_dir) and not (
+            os.path.isdir(config.output_dir)):
+        raise ValueError(f"`output_dir` {config.output_dir} exists and is not a directory.")
+
+
+def check_preset(preset, name="preset"):
+    """Raises ValueError unless `preset` is a local preset folder (with
+    `config.json`), a URI (`kaggle://`, `hf://`, `gs://`, ...) or a keras-hub
+    BERT preset name.
+
+    Example:
+    >>> check_preset("bert_tiny_en_uncased")
+    >>> try:
+    ...     check_preset("./no/such/folder")
+    ... except ValueError as e:
+    ...     print(e)
+    `preset` ./no/such/folder: no such folder.
+    """
+    preset = str(preset)
+    if "://" in preset:
+        return
+    looks_like_path = (os.sep in preset or preset.startswith((".", "~"))
+                       or os.path.exists(preset))
+    if looks_like_path:
+        folder = os.path.expanduser(preset)
+        if not os.path.isdir(folder):
+            raise ValueError(f"`{name}` {preset}: no such folder.")
+        if not os.path.isfile(os.path.join(folder, PRESET_CONFIG)):
+            raise ValueError(f"`{name}` {preset}: not a keras-hub or HuggingFace model "
+                             f"folder (no {PRESET_CONFIG}).")
+        return
+    import keras_hub
+
+    known = sorted(keras_hub.models.BertBackbone.presets)
+    if preset not in known:
+        raise ValueError(f"`{name}` {preset!r}: neither a folder nor a keras-hub BERT "
+                         f"preset ({', '.join(known[:4])}, ...).")
