@@ -9,6 +9,7 @@ import numpy as np
 # task has no validation file (`task_examples.load_file_task`).
 from ptloss_tf.training.task_examples import HOLDOUT_SEED
 from ptloss_tf.training.task_examples import MISMATCHED
+from ptloss_tf.training.task_examples import held_out_rows
 
 
 class Splits:
@@ -63,14 +64,20 @@ def subsample_indices(n, max_examples, seed):
 def plan_train_rows(num_train, num_validation, hidden_test, max_train_examples, seed):
     """Which rows of the loaded training split a run uses, and for what.
 
-    Returns `{"train": idx}` or, when the test labels are hidden,
-    `{"train": idx, "validation": idx}`: sorted indices into the training
-    split. With hidden test labels the labelled validation split becomes the
-    test set, and the coefficient search's validation rows are
-    `min(num_validation, num_train // 10)` training rows held out with seed
-    `HOLDOUT_SEED` (0); the student trains on the other rows. Then
-    `--max-train-examples N` keeps `subsample_indices(len(rows), N, seed)` of
-    the student's training rows (never of the held-out rows).
+    Returns `{"train": idx}` or, when the validation rows come out of the
+    training split, `{"train": idx, "validation": idx}`: sorted indices into
+    the training split. That happens in two cases:
+
+    * hidden test labels: the labelled validation split becomes the test
+      set, and the coefficient search's validation rows are
+      `min(num_validation, num_train // 10)` training rows;
+    * no validation split at all (`num_validation=None`, a file task without
+      a validation file): `task_examples.held_out_rows(num_train)` rows.
+
+    Either way they are held out with seed `HOLDOUT_SEED` (0) and the
+    student trains on the other rows. Then `--max-train-examples N` keeps
+    `subsample_indices(len(rows), N, seed)` of the student's training rows
+    (never of the held-out rows).
 
     `ptloss-distill` and `ptloss-distill teacher --max-train-examples N` both
     use this rule, so a teacher run predicts exactly the training rows a
@@ -82,10 +89,16 @@ def plan_train_rows(num_train, num_validation, hidden_test, max_train_examples, 
     (8, 20)
     >>> bool(np.intersect1d(plan["train"], plan["validation"]).size)
     False
+    >>> plan = plan_train_rows(100, None, False, None, seed=1)
+    >>> len(plan["validation"]), len(plan["train"])
+    (10, 90)
     """
-    if not hidden_test:
+    if num_validation is None:
+        held_out = held_out_rows(num_train)
+    elif hidden_test:
+        held_out = min(num_validation, num_train // 10)
+    else:
         return {"train": subsample_indices(num_train, max_train_examples, seed)}
-    held_out = min(num_validation, num_train // 10)
     order = np.random.default_rng(HOLDOUT_SEED).permutation(num_train)
     hold, rest = np.sort(order[:held_out]), np.sort(order[held_out:])
     return {"train": rest[subsample_indices(len(rest), max_train_examples, seed)],

@@ -64,9 +64,10 @@ def load_task_examples(data, notes=None, log=None):
     else the sorted label values of the training file, used for every split:
     a validation or test label outside it is an error naming the file, line
     and value (never a silently different encoding). Without a
-    `validation_file`, `held_out_rows(len(train))` training rows drawn with
-    `HOLDOUT_SEED` become the validation split; the note saying so is
-    appended to `notes` and logged.
+    `validation_file`, `"validation"` is None: `splits.plan_train_rows`
+    then holds out `held_out_rows(len(train))` training rows drawn with
+    `HOLDOUT_SEED` as the validation split; the note saying so is appended
+    to `notes` and logged.
     """
     if data.task == "file":
         return load_file_task(data, notes=notes, log=log)
@@ -94,7 +95,6 @@ def held_out_rows(num_train):
 def load_file_task(data, notes=None, log=None):
     """The splits of `task="file"` (see `load_task_examples`)."""
     from ptloss_tf.training.data.examples import load_file
-    from ptloss_tf.training.data.tasks import HeldOutRows
 
     for split in ("train", "test"):
         if not getattr(data, f"{split}_file"):
@@ -120,15 +120,13 @@ def load_file_task(data, notes=None, log=None):
     if data.validation_file:
         examples["validation"] = load("validation", vocabulary, by_index)
     else:
-        holdout = HeldOutRows(size=held_out_rows(len(train)), seed=HOLDOUT_SEED)
-        examples["train"] = train.subset(holdout.rows("train", len(train)))
-        examples["validation"] = train.subset(holdout.rows("validation", len(train)))
-        note = (f"no validation file: {holdout.size} of the {len(train)} rows of "
-                f"{data.train_file} held out with seed {holdout.seed} as the validation "
-                "split (coefficient search, early stopping); the students train on the "
-                f"other {len(train) - holdout.size}")
-        examples["train"].note = holdout.note("file", "train", data.train_file, len(train))
-        examples["validation"].note = note
+        # Held out of train by `splits.plan_train_rows`, so that its teacher
+        # outputs come from train.jsonl, as for tasks with hidden test labels.
+        examples["validation"] = None
+        note = (f"no validation file: {held_out_rows(len(train))} of the {len(train)} "
+                f"rows of {data.train_file} held out with seed {HOLDOUT_SEED} as the "
+                "validation split (coefficient search, early stopping); the students "
+                "train on the others")
         if notes is not None:
             notes.append(note)
         if log is not None:
