@@ -123,7 +123,7 @@ def test_resume_skips_finished_methods(tmp_path, capsys):
     [
         (["--task", "sst2", "--data-root", "/nonexistent", "--source", "files"], ""),
         (["--task", "sst2", "--source", "files"], "--teacher-outputs"),
-        (["--coefficients", "/nonexistent.json"], "coefficients file not found"),
+        (["--coefficients", "/nonexistent.json"], "--coefficients /nonexistent.json: file not found"),
         (["--task", "file"], "--train-file"),
         (["--strategy", "tpu"], "No TPU was found"),
     ],
