@@ -196,6 +196,29 @@ def test_load_splits_notes_unchecked_files(files, monkeypatch):
     assert any(line.startswith("Note: teacher outputs of 'x'") for line in logged)
 
 
+def test_import_with_text_columns_stores_fingerprints(files):
+    from ptloss_tf.training.teacher_import import import_table
+
+    a = load_file(files / "a" / "train.tsv", "sentence", "label")
+    table = files / "external.csv"
+    # an external teacher's table keeps the text: its rows, reshuffled, with ids
+    lines = ["id,sentence,p0,p1"] + [f'{a.ids[i]},"{a.texts[0][i]}",0.25,0.75'
+                                     for i in (2, 0, 1, 5, 4, 3)]
+    table.write_text("\n".join(lines) + "\n")
+    out = import_table(table, "train", "ext", prob_columns=["p0", "p1"], class_names=("0", "1"),
+                       text_columns=["sentence"])
+    assert out.fingerprints.tolist() == [_blake2b_64(a.texts[0][i]) for i in (2, 0, 1, 5, 4, 3)]
+    assert out.metadata["text_columns"] == ["sentence"]
+    assert join(out, a, "train").shape == (6, 2)
+    b = load_file(files / "b" / "train.tsv", "sentence", "label")
+    with pytest.raises(ValueError, match="belong to other data: 6 of the 6"):
+        join(out, b, "train")
+    with pytest.raises(ValueError, match=r"column\(s\) \['text'\] not found"):
+        import_table(table, "train", "ext", prob_columns=["p0", "p1"], text_columns="text")
+    # without text columns: no fingerprints, as before
+    assert import_table(table, "train", "ext", prob_columns=["p0", "p1"]).fingerprints is None
+
+
 # -- the CLI ------------------------------------------------------------------
 
 @pytest.mark.slow
