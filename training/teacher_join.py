@@ -2,12 +2,14 @@
 examples by id.
 
 `join` is strict and says every way a file and the examples disagree
-(split, classes, ids, values) in one error; `load_splits` is the stage of
-`ptloss-distill` that reads every split's examples and teacher outputs
-(or makes the synthetic task) into `splits.Splits`.
+(split, classes, ids, content fingerprints, values) in one error;
+`load_splits` is the stage of `ptloss-distill` that reads every split's
+examples and teacher outputs (or makes the synthetic task) into
+`splits.Splits`.
 """
 
 import os
+import warnings
 
 import numpy as np
 
@@ -23,15 +25,34 @@ from ptloss_tf.training.task_examples import load_registered_split
 from ptloss_tf.training.task_examples import load_task_examples
 from ptloss_tf.training.teacher_outputs import TeacherOutputs
 from ptloss_tf.training.teacher_outputs import FIRST_FEW
+from ptloss_tf.training.teacher_outputs import UncheckedAlignmentWarning
 from ptloss_tf.training.teacher_outputs import first_few
+from ptloss_tf.training.teacher_outputs import text_fingerprints
+
+#: What a user of `ptloss-distill` can do about teacher rows that are not
+#: among the examples (`join(allow_extra=True)` is the Python-level escape).
+EXTRA_ROWS_HINT = ("check that --teacher-outputs holds this task's outputs, or write the "
+                   "teacher outputs of exactly these examples (Python: "
+                   "teacher_join.join(..., allow_extra=True) ignores extra rows)")
 
 
 def join(outputs, examples, split, allow_extra=False):
     """The teacher's probabilities aligned to `examples.ids`, after checking everything.
 
+    Rows are matched by id, then their content is checked: where the file
+    has fingerprints (`TeacherOutputs.fingerprints`, written by
+    `ptloss-distill teacher`), each matched row's fingerprint must equal
+    `text_fingerprints(examples.texts)` of its example. Ids of `--task file`
+    data are row numbers, so without this check the outputs of another file
+    with as many rows, or of a reshuffled copy, would join silently. A file
+    without fingerprints (format version 1, or an external table imported
+    without its text columns) still joins, with an
+    `UncheckedAlignmentWarning` (`warnings.warn`).
+
     Args:
         outputs: `TeacherOutputs`.
-        examples: `ptloss_tf.training.data.examples.Examples` (uses `ids`, `class_names`).
+        examples: `ptloss_tf.training.data.examples.Examples` (uses `ids`,
+            `class_names` and, when the file has fingerprints, `texts`).
         split: the examples' split name.
         allow_extra: ignore teacher rows whose ids are not among the examples
             (e.g. a teacher file for the full split joined to a subsample).
@@ -47,9 +68,25 @@ def join(outputs, examples, split, allow_extra=False):
             split, class count or class names/order different from the
             examples', duplicated ids (in the file or the examples), example
             ids missing from the file, extra ids (unless `allow_extra`);
-            otherwise NaN/inf values, or probability rows that are negative
-            or do not sum to 1 (tolerance 1e-2, checked by
+            otherwise (one line) rows whose fingerprints differ from their
+            examples' texts (how many, the first few ids and file lines),
+            NaN/inf values, or probability rows that are negative or do not
+            sum to 1 (tolerance 1e-2, checked by
             `ptloss_tf.validation.check_probabilities`), quoting the ids.
+
+    Example:
+    >>> import numpy as np
+    >>> from ptloss_tf.training.data.examples import Examples
+    >>> from ptloss_tf.training.teacher_outputs import text_fingerprints
+    >>> examples = Examples(ids=["t/000000", "t/000001"], texts=(["good", "bad"],),
+    ...                     labels=[1, 0], class_names=("neg", "pos"))
+    >>> shuffled = (["bad", "good"],)  # the same ids, the rows of a reshuffled file
+    >>> outputs = TeacherOutputs(examples.ids, [[0.1, 0.9], [0.8, 0.2]], "probs",
+    ...                          ("neg", "pos"), "train", "t", fingerprints=text_fingerprints(shuffled))
+    >>> join(outputs, examples, "train")
+    Traceback (most recent call last):
+    ...
+    ValueError: teacher outputs of 't' (split 'train') belong to other data: 2 of the 2 matched rows have texts different from the examples' (first few: 't/000000' (line 2), 't/000001' (line 3)); ids of `--task file` data are row numbers, so these are probably the outputs of another task or of a reshuffled or edited file: recompute them with `ptloss-distill teacher` on this data.
     """
     from ptloss_tf.validation import PROBABILITY_SUM_TOLERANCE, check_probabilities
 
@@ -108,7 +145,7 @@ def join(outputs, examples, split, allow_extra=False):
     if extra and not allow_extra:
         problems.append(
             f"{len(extra)} ids in the teacher file are not among the examples (first few: "
-            f"{first_few(extra)}); pass allow_extra=True to ignore them"
+            f"{first_few(extra)}); {EXTRA_ROWS_HINT}"
         )
     if problems:
         raise ValueError(
@@ -119,8 +156,9 @@ def join(outputs, examples, split, allow_extra=False):
 
     position = {i: n for n, i in enumerate(file_ids)}
     index = np.asarray([position[i] for i in ex_ids], dtype=np.int64)
-    values = np.asarray(outputs.values)[index].reshape(len(index), len(out_classes))
     where = f"teacher outputs of {outputs.teacher!r} (split {split!r})"
+    check_fingerprints(outputs, examples, index, where)
+    values = np.asarray(outputs.values)[index].reshape(len(index), len(out_classes))
     bad = ~np.isfinite(values).all(axis=1)
     if bad.any():
         ids = np.asarray(ex_ids)[bad]
@@ -141,6 +179,42 @@ def join(outputs, examples, split, allow_extra=False):
             + (" If the file holds logits, import it with logit_columns=." if len(ids) else "")
         ) from None
     return values.astype(np.float32)
+
+
+def check_fingerprints(outputs, examples, index, where):
+    """Checks that file row `index[i]` was computed from example `i`'s texts.
+
+    Raises a one-line ValueError naming how many rows differ and the first
+    few (id and line of the file); warns (`UncheckedAlignmentWarning`) when
+    the file has no fingerprints.
+    """
+    if outputs.fingerprints is None:
+        warnings.warn(
+            f"{where} have no content fingerprints (written before format version 2, or "
+            "imported without text columns): joined by id alone, their alignment to the "
+            "examples' texts could not be checked",
+            UncheckedAlignmentWarning, stacklevel=3,
+        )
+        return
+    texts = getattr(examples, "texts", None)
+    if texts is None:
+        raise ValueError(f"{where}: the file has fingerprints but the examples have no texts "
+                         "to check them against.")
+    expected = text_fingerprints(texts)
+    found = np.asarray(outputs.fingerprints)[index]
+    wrong = np.flatnonzero(found != expected)
+    if not len(wrong):
+        return
+    ids = np.asarray(examples.ids).reshape(-1)
+    shown = ", ".join(f"{str(ids[i])!r} (line {int(index[i]) + 2})" for i in wrong[:FIRST_FEW])
+    raise ValueError(
+        f"{where} belong to other data: {len(wrong)} of the {len(index)} matched rows have "
+        f"texts different from the examples' (first few: {shown}"
+        + (", ...)" if len(wrong) > FIRST_FEW else ")")
+        + "; ids of `--task file` data are row numbers, so these are probably the outputs of "
+          "another task or of a reshuffled or edited file: recompute them with "
+          "`ptloss-distill teacher` on this data."
+    )
 
 
 def _subset_hint(outputs, config):
@@ -177,9 +251,25 @@ def load_splits(config, log=print):
     hidden the splits follow `plan_train_rows`. MNLI's mismatched validation
     set is added as `"validation_mismatched"` when
     `validation_mismatched.jsonl` exists (else a note says it is skipped).
+    Teacher files without content fingerprints are joined with a note in
+    `log` and `Splits.notes` (not a Python warning) that their alignment
+    could not be checked.
     """
     if config.task == "synthetic":
         return synthetic_splits(config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UncheckedAlignmentWarning)
+        splits = _load_splits(config, log)
+    for w in caught:
+        if issubclass(w.category, UncheckedAlignmentWarning):
+            splits.notes.append(str(w.message))
+            log("Note: " + splits.notes[-1] + ".")
+        else:  # not ours: let it through as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return splits
+
+
+def _load_splits(config, log):
     data = DataSource.from_config(config)
     examples = load_task_examples(data)
     if not config.teacher_outputs:

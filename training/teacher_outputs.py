@@ -5,19 +5,21 @@ this project, `ptloss-distill teacher`, or by any external model such as the
 paper's T5 teachers, `teacher_import.import_table`), stored per split, and
 joined to the examples by id (`teacher_join.join`).
 
-File format `ptloss-teacher-outputs`, version 1
+File format `ptloss-teacher-outputs`, version 2
 ------------------------------------------------
 A UTF-8 JSON Lines file: one JSON object per line, lines separated by `"\\n"`,
 no blank lines (a final newline after the last line is optional).
 
 Line 1 is the header object::
 
-    {"format": "ptloss-teacher-outputs", "version": 1, "kind": "probs",
+    {"format": "ptloss-teacher-outputs", "version": 2, "kind": "probs",
      "class_names": ["negative", "positive"], "split": "train",
-     "teacher": "t5-xl", "num_examples": 67349, "metadata": {...}}
+     "teacher": "t5-xl", "num_examples": 67349,
+     "fingerprint": "blake2b-64/text-v1", "metadata": {...}}
 
 - `format`: the string `"ptloss-teacher-outputs"` (identifies the file).
-- `version`: the integer `1`.
+- `version`: the integer `2` (readers also accept version `1`, the same
+  format without fingerprints).
 - `kind`: `"probs"` (rows are probabilities, each sums to 1) or `"logits"`
   (unnormalised log-probabilities; readers apply a softmax).
 - `class_names`: the `K >= 2` distinct class names, in the order of the
@@ -27,17 +29,33 @@ Line 1 is the header object::
   `"test"`, ...).
 - `teacher`: a free-form teacher name (e.g. `"t5-xl"`).
 - `num_examples`: `N`, the number of example lines that follow.
+- `fingerprint` (optional): the scheme of the per-row fingerprints, the
+  string `"blake2b-64/text-v1"` (see `text_fingerprints`); present exactly
+  when every example line has a `fingerprint`.
 - `metadata` (optional): a free-form JSON object (provenance: source file,
   checkpoint, date, ...). Readers ignore other unknown header keys.
 
 Lines 2 to N+1, one per example, in any order::
 
-    {"id": "sst2/train/000017", "values": [0.0123, 0.9877]}
+    {"id": "sst2/train/000017", "values": [0.0123, 0.9877], "fingerprint": "9f2c4e0a1b3d5f67"}
 
 - `id`: the example id, a string (ids are unique within a file).
 - `values`: `K` JSON numbers (finite: no `NaN`/`Infinity`), in the
   `class_names` order. Writers store float32 values with the shortest decimal
   that reads back to the same float32, so a save/load round trip is exact.
+- `fingerprint` (with the header's `fingerprint`): 16 hex digits, a hash of
+  the example's text segments (`text_fingerprints`). Ids alone cannot tell two
+  datasets apart: a `--task file` id is the row number (`"train/000017"`), so
+  the outputs of another file with as many rows, or of a reshuffled copy of
+  the same file, have exactly the expected ids. `join` compares the
+  fingerprints with the examples' texts and refuses the file when they differ.
+
+Version history: version 1 had no fingerprints. Files of version 1, and
+version 2 files without fingerprints (an external teacher's table imported
+without its text columns), still load and join; `join` then emits an
+`UncheckedAlignmentWarning` (a Python `warnings.warn`; `ptloss-distill` also
+logs it as a note in the run's log and `report.json`) saying that the rows'
+alignment to the examples could not be checked.
 
 `TeacherOutputs.load` checks the structure (header, JSON of every line, `id`
 and `values` of each line, `N`); `teacher_join.join` checks everything that
@@ -47,36 +65,98 @@ probability rows sum to 1 within `ptloss_tf.validation.PROBABILITY_SUM_TOLERANCE
 
 Example:
 >>> import os, tempfile, numpy as np
+>>> texts = (np.array(["a fine film", "dull"], dtype=object),)
 >>> out = TeacherOutputs(ids=np.array(["b", "a"]), values=np.array([[0.25, 0.75], [0.9, 0.1]]),
-...                      kind="probs", class_names=("neg", "pos"), split="train", teacher="t5-xl")
+...                      kind="probs", class_names=("neg", "pos"), split="train", teacher="t5-xl",
+...                      fingerprints=text_fingerprints(texts)[::-1])
 >>> path = os.path.join(tempfile.mkdtemp(), "train.jsonl")
 >>> out.save(path)
 >>> print(open(path).read().splitlines()[1])
-{"id": "b", "values": [0.25, 0.75]}
+{"id": "b", "values": [0.25, 0.75], "fingerprint": "1e084b868b472833"}
 >>> back = TeacherOutputs.load(path)
 >>> back.teacher, back.values.dtype, bool((back.values == out.values).all())
 ('t5-xl', dtype('float32'), True)
 >>> class _Examples:  # stands in for training.data.examples.Examples
-...     ids = np.array(["a", "b"]); class_names = ("neg", "pos")
+...     ids = np.array(["a", "b"]); class_names = ("neg", "pos"); texts = texts
 >>> from ptloss_tf.training.teacher_join import join
 >>> join(back, _Examples(), "train").astype(float).round(4).tolist()
 [[0.9, 0.1], [0.25, 0.75]]
 """
 
 import dataclasses
+import hashlib
 import json
 import os
 import tempfile
 
 import numpy as np
 
+from ptloss_tf.io_utils import current_umask
 from ptloss_tf.probabilities import softmax
 
 FORMAT = "ptloss-teacher-outputs"
-VERSION = 1
+VERSION = 2
+#: Versions `TeacherOutputs.load` reads (1: the same format without fingerprints).
+READABLE_VERSIONS = (1, 2)
 KINDS = ("probs", "logits")
+#: The fingerprint scheme written in the header (see `text_fingerprints`).
+FINGERPRINT_SCHEME = "blake2b-64/text-v1"
 #: How many offending ids an error message quotes.
 FIRST_FEW = 5
+
+
+class UncheckedAlignmentWarning(UserWarning):
+    """Teacher outputs without fingerprints were joined by id alone: nothing
+    checked that their rows belong to the examples' texts."""
+
+
+def text_fingerprints(texts):
+    """Per-row content fingerprints of text segments: `[N]` str, 16 hex digits.
+
+    Row `i`'s fingerprint is the 64-bit BLAKE2b hash of its segments
+    `texts[0][i], texts[1][i], ...` (scheme `FINGERPRINT_SCHEME`). Each segment
+    is whitespace-normalised (`" ".join(s.split())`: runs of whitespace,
+    leading/trailing spaces and line ends do not change what a tokenizer
+    reads, and differ between copies of a dataset, e.g. GLUE's TSVs and
+    TFDS), encoded as UTF-8 and length-prefixed (`b"<bytes>:" + text`), so a
+    segment boundary cannot be confused with text: `("ab", "c")` and
+    `("a", "bc")` differ, and so do one and two segments. Case and all other
+    characters count.
+
+    Args:
+        texts: one `[N]` sequence of str (a single segment) or a tuple of 1
+            or 2 of them (`Examples.texts`: premise/hypothesis, ...).
+
+    Returns:
+        `[N]` numpy str array.
+
+    Example:
+    >>> text_fingerprints((["a fine film", "dull"],)).tolist()
+    ['dc0f702731fdc44a', '1e084b868b472833']
+    >>> a, b = text_fingerprints((["ab"], ["c"])), text_fingerprints((["a"], ["bc"]))
+    >>> bool(a[0] == b[0]), bool(text_fingerprints(["a  fine film "])[0] == "dc0f702731fdc44a")
+    (False, True)
+    """
+    if isinstance(texts, np.ndarray) and texts.ndim == 1 or (
+            isinstance(texts, (list, tuple)) and texts and isinstance(texts[0], str)):
+        texts = (texts,)
+    segments = [list(t) for t in texts]
+    if not segments:
+        raise ValueError("text_fingerprints: need at least one text segment.")
+    n = len(segments[0])
+    if any(len(t) != n for t in segments):
+        raise ValueError(f"text_fingerprints: segments of different lengths "
+                         f"{[len(t) for t in segments]}.")
+    out = []
+    for row in zip(*segments):
+        h = hashlib.blake2b(digest_size=8)
+        h.update(f"{len(row)};".encode("ascii"))
+        for segment in row:
+            data = " ".join(str(segment).split()).encode("utf-8")
+            h.update(f"{len(data)}:".encode("ascii"))
+            h.update(data)
+        out.append(h.hexdigest())
+    return np.asarray(out, dtype=str).reshape(n)
 
 
 def first_few(items, n=FIRST_FEW):
@@ -98,6 +178,9 @@ class TeacherOutputs:
         split: the split name, e.g. `"train"`.
         teacher: the teacher's name, e.g. `"t5-xl"`.
         metadata: free-form JSON-serialisable provenance (optional).
+        fingerprints: `[N]` str, row `i`'s `text_fingerprints` of the texts it
+            was computed from, or None (unknown: `join` cannot check that the
+            rows belong to the examples, and warns).
 
     Construction normalises types (ids to str, values to float32,
     class_names to a tuple of str) and checks shapes; values are checked by
@@ -111,6 +194,7 @@ class TeacherOutputs:
     split: str
     teacher: str
     metadata: dict = dataclasses.field(default_factory=dict)
+    fingerprints: np.ndarray = None
 
     def __post_init__(self):
         self.ids = np.asarray([str(i) for i in np.asarray(self.ids).reshape(-1)], dtype=str)
@@ -137,6 +221,11 @@ class TeacherOutputs:
         self.split = str(self.split)
         self.teacher = str(self.teacher)
         self.metadata = dict(self.metadata or {})
+        if self.fingerprints is not None:
+            fingerprints = np.asarray(self.fingerprints).reshape(-1)
+            self.fingerprints = np.asarray([str(f) for f in fingerprints], dtype=str)
+            if len(self.fingerprints) != len(self.ids):
+                raise ValueError(f"{len(self.ids)} ids but {len(self.fingerprints)} fingerprints.")
 
     def __len__(self):
         return len(self.ids)
@@ -163,6 +252,8 @@ class TeacherOutputs:
             "teacher": self.teacher,
             "num_examples": int(len(self.ids)),
         }
+        if self.fingerprints is not None:
+            header["fingerprint"] = FINGERPRINT_SCHEME
         if self.metadata:
             header["metadata"] = self.metadata
         return header
@@ -172,7 +263,10 @@ class TeacherOutputs:
 
         The file is written to a temporary file in the same directory, flushed
         and fsynced, then moved into place, so readers never see a partial
-        file. Parent directories are created.
+        file. It gets the permissions of an ordinary `open(path, "w")`,
+        `0o666 & ~umask` (0o644 under the usual umask 0o022), not the 0o600
+        of the temporary file: another user (a serving container, a
+        colleague) can read it. Parent directories are created.
 
         Args:
             path: destination (conventionally `<dir>/<split>.jsonl`).
@@ -201,14 +295,20 @@ class TeacherOutputs:
         try:
             with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
                 f.write(json.dumps(self.header(), ensure_ascii=False) + "\n")
-                for i, row in zip(self.ids, self.values):
+                fingerprints = (self.fingerprints if self.fingerprints is not None
+                                else [None] * len(self.ids))
+                for i, row, fingerprint in zip(self.ids, self.values, fingerprints):
                     # str(np.float32) is the shortest decimal that reads back
                     # to the same float32 (e.g. "0.1", "1e-08"): valid JSON.
                     numbers = ", ".join(str(v) for v in row)
+                    tail = ("" if fingerprint is None
+                            else ', "fingerprint": ' + json.dumps(str(fingerprint)))
                     f.write('{"id": ' + json.dumps(str(i), ensure_ascii=False)
-                            + ', "values": [' + numbers + "]}\n")
+                            + ', "values": [' + numbers + "]" + tail + "}\n")
                 f.flush()
                 os.fsync(f.fileno())
+            # mkstemp creates 0o600; give the file the mode open() would.
+            os.chmod(tmp, 0o666 & ~current_umask())
             if overwrite:
                 os.replace(tmp, path)
             else:
@@ -248,17 +348,23 @@ class TeacherOutputs:
                     f"got: {first.strip()[:120]!r}. To read another teacher's "
                     "CSV/TSV/JSONL, use import_table()."
                 )
-            if header.get("version") != VERSION:
+            if header.get("version") not in READABLE_VERSIONS:
                 raise ValueError(
                     f"{path}: unsupported {FORMAT} version {header.get('version')!r} "
-                    f"(this reader knows version {VERSION})."
+                    f"(this reader knows versions {list(READABLE_VERSIONS)})."
+                )
+            scheme = header.get("fingerprint")
+            if scheme is not None and scheme != FINGERPRINT_SCHEME:
+                raise ValueError(
+                    f"{path}: unknown fingerprint scheme {scheme!r} in the header "
+                    f"(this reader knows {FINGERPRINT_SCHEME!r})."
                 )
             missing = [k for k in ("kind", "class_names", "split", "teacher", "num_examples")
                        if k not in header]
             if missing:
                 raise ValueError(f"{path}: the header (line 1) lacks {missing}.")
             num_classes = len(header["class_names"])
-            ids, rows = [], []
+            ids, rows, fingerprints = [], [], []
             for lineno, line in enumerate(f, start=2):
                 if not line.strip():
                     raise ValueError(f"{path}, line {lineno}: blank line.")
@@ -284,6 +390,14 @@ class TeacherOutputs:
                         f"{path}, line {lineno}: values must be a list of {num_classes} "
                         f"numbers (one per class), got {values!r}"[:300]
                     )
+                if scheme is not None:
+                    fingerprint = obj.get("fingerprint")
+                    if not isinstance(fingerprint, str):
+                        raise ValueError(
+                            f"{path}, line {lineno}: the header declares fingerprints "
+                            f"but this line has none (got {fingerprint!r})."
+                        )
+                    fingerprints.append(fingerprint)
                 ids.append(obj["id"])
                 rows.append(values)
         if len(ids) != header["num_examples"]:
@@ -300,6 +414,7 @@ class TeacherOutputs:
             split=header["split"],
             teacher=header["teacher"],
             metadata=header.get("metadata") or {},
+            fingerprints=np.asarray(fingerprints, dtype=str) if scheme is not None else None,
         )
 
 

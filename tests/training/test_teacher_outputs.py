@@ -15,6 +15,11 @@ from ptloss_tf.training.teacher_join import join
 
 CLASSES = ("negative", "positive")
 
+# These files carry no fingerprints (the alignment check has its own tests,
+# test_teacher_fingerprints.py): joining them warns, by design.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore::ptloss_tf.training.teacher_outputs.UncheckedAlignmentWarning")
+
 
 def make_examples(ids, class_names=CLASSES):
     n = len(ids)
@@ -68,7 +73,7 @@ def test_file_layout_is_the_documented_format(tmp_path):
     lines = path.read_text(encoding="utf-8").split("\n")
     assert lines[-1] == "" and len(lines) == 4
     assert json.loads(lines[0]) == {
-        "format": "ptloss-teacher-outputs", "version": 1, "kind": "probs",
+        "format": "ptloss-teacher-outputs", "version": 2, "kind": "probs",
         "class_names": ["negative", "positive"], "split": "test", "teacher": "t5-xxl",
         "num_examples": 2,
     }
@@ -192,8 +197,8 @@ def test_load_errors(tmp_path):
         TeacherOutputs.load(no_id)
 
     version = tmp_path / "version.jsonl"
-    version.write_text(text.replace('"version": 1', '"version": 2', 1))
-    with pytest.raises(ValueError, match="unsupported ptloss-teacher-outputs version 2"):
+    version.write_text(text.replace('"version": 2', '"version": 3', 1))
+    with pytest.raises(ValueError, match="unsupported ptloss-teacher-outputs version 3"):
         TeacherOutputs.load(version)
 
 
@@ -342,7 +347,8 @@ def test_join_allow_extra_selects_a_subset(rng):
     examples = make_examples(["e7", "e2", "e4"])
     with pytest.raises(ValueError, match=r"7 ids in the teacher file are not among the examples "
                                          r"\(first few: 'e0', 'e1', 'e3', 'e5', 'e6', \.\.\.\); "
-                                         r"pass allow_extra=True"):
+                                         r"check that --teacher-outputs holds this task's "
+                                         r"outputs"):
         join(out, examples, "train")
     np.testing.assert_array_equal(join(out, examples, "train", allow_extra=True), probs[[7, 2, 4]])
 
@@ -457,4 +463,4 @@ def test_synthetic_teacher_round_trip(tmp_path):
         joined = join(loaded, split.examples.subset(np.arange(len(split))[::-1]), name)
         np.testing.assert_array_equal(joined, split.teacher_probs[::-1].astype(np.float32))
     # module constants match the documented header
-    assert (to.FORMAT, to.VERSION) == ("ptloss-teacher-outputs", 1)
+    assert (to.FORMAT, to.VERSION) == ("ptloss-teacher-outputs", 2)
