@@ -21,6 +21,10 @@ def import_teacher_main(argv):
     parser.add_argument("--prob-columns", nargs="+", default=None)
     parser.add_argument("--logit-columns", nargs="+", default=None)
     parser.add_argument("--class-names", nargs="+", default=None)
+    parser.add_argument("--text-columns", nargs="+", default=None,
+                        help="the table's text column(s), in model order: stores their "
+                             "content fingerprints, so ptloss-distill checks that the rows "
+                             "belong to its examples (without them it can only warn)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
     from ptloss_tf.training.teacher_import import import_table
@@ -29,6 +33,7 @@ def import_teacher_main(argv):
         args.input, split=args.split, teacher=args.teacher, id_column=args.id_column,
         prob_columns=args.prob_columns, logit_columns=args.logit_columns,
         class_names=tuple(args.class_names) if args.class_names else None,
+        text_columns=args.text_columns,
     )
     outputs.save(args.output, overwrite=args.overwrite)
     print(f"Wrote {len(outputs.ids)} {outputs.kind} rows ({args.split}) to {args.output}")

@@ -75,6 +75,7 @@ class SyntheticSplit:
         ('probs', 'validation', (4, 2))
         """
         from ptloss_tf.training.teacher_outputs import TeacherOutputs
+        from ptloss_tf.training.teacher_outputs import text_fingerprints
 
         return TeacherOutputs(
             ids=np.asarray(self.examples.ids),
@@ -83,6 +84,7 @@ class SyntheticSplit:
             class_names=tuple(self.examples.class_names),
             split=split,
             teacher=teacher,
+            fingerprints=text_fingerprints(self.examples.texts),
         )
 
 

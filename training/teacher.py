@@ -49,7 +49,6 @@ ids is an error); `--predict-all-train` writes every training row instead,
 which any distillation can use (slow: 67k rows on SST-2).
 """
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -60,8 +59,11 @@ import time
 
 import numpy as np
 
+from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
+from ptloss_tf.console import ArgumentParser
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import current_umask
+from ptloss_tf.training.preflight import check_preset
 from ptloss_tf.training.splits import hidden_test_labels
 from ptloss_tf.training.splits import plan_train_rows
 from ptloss_tf.training.splits import rows_read
@@ -93,6 +95,7 @@ class TeacherConfig:
     text_fields: tuple = ("sentence",)
     label_field: str = "label"
     class_names: tuple = None
+    no_header: bool = False
     max_train_examples: int = None
     predict_all_train: bool = False
     sequence_length: int = 128
@@ -111,14 +114,13 @@ class TeacherConfig:
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="ptloss-distill teacher",
         description=__doc__.split("\n\n")[0],
         epilog="With --max-train-examples N the teacher fine-tunes on and predicts only "
                "the training rows that `ptloss-distill --max-train-examples N` with the "
                "same --seed reads (plus the rows it holds out for the coefficient search "
                "where test labels are hidden); distil with the same N and --seed.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     defaults = TeacherConfig(task=None, preset=None, output_dir=None)
 
@@ -146,7 +148,12 @@ def build_parser():
     _add(parser, "--test-file")
     _add(parser, "--text-fields", nargs="+")
     _add(parser, "--label-field")
-    _add(parser, "--class-names", nargs="+")
+    _add(parser, "--class-names", nargs="+",
+                        help="--task file: the label vocabulary in class-index order "
+                             "(default: the sorted label values of --train-file)")
+    _add(parser, "--no-header", action="store_true",
+                        help="--task file: files without a header row; 0-based column "
+                             "numbers in --text-fields / --label-field")
     _add(parser, "--max-train-examples", type=int,
                         help="fine-tune on the fixed-seed subsample `ptloss-distill "
                              "--max-train-examples N --seed S` trains on, and predict only "
@@ -163,7 +170,10 @@ def build_parser():
                         help="replace the outputs and teacher.keras of a finished run, or of an "
                              "unfinished one with other options (an unfinished run with the "
                              "same options resumes either way)")
-    _add(parser, "--verbose", type=int, choices=(0, 1, 2))
+    _add(parser, "--verbose", type=int, choices=(0, 1, 2, 3), nargs="?",
+         const=FRAMEWORK_LOGS_VERBOSITY,
+         help="Keras progress: 0 silent, 1 bars, 2 one line per epoch; 3 (or --verbose "
+              "alone): also TensorFlow's and Keras' own logging")
     return parser
 
 
@@ -171,7 +181,7 @@ def load_examples(config):
     """`{split: Examples}` to predict: train, validation, test (absent where a
     registered task has no local test file) and MNLI's validation_mismatched."""
     data = DataSource.from_config(config)
-    examples = load_task_examples(data)
+    examples = load_task_examples(data, log=lambda m: print(m, flush=True))
     if examples["test"] is None:
         print("Note: no test split for this task here; writing train and validation "
               "outputs only.", flush=True)
@@ -187,14 +197,16 @@ def training_rows(config, examples):
     docstring), and the `train.jsonl` metadata saying which rows it holds."""
     n = len(examples["train"])
     hidden = hidden_test_labels(examples.get("test"))
-    if not config.max_train_examples and not hidden:
+    validation = examples.get("validation")  # None: held out of train (a file task)
+    if not config.max_train_examples and not hidden and validation is not None:
         return np.arange(n), np.arange(n), {"train_rows": "all"}
-    plan = plan_train_rows(n, len(examples["validation"]), hidden,
+    plan = plan_train_rows(n, None if validation is None else len(validation), hidden,
                            config.max_train_examples, config.seed)
     if not config.max_train_examples or config.predict_all_train:
-        # Hidden test labels: never fine-tune on the rows distillation holds
-        # out for the coefficient search, whose teacher outputs must be those
-        # of unseen examples (MATH.md: the search runs on held-out data).
+        # Hidden test labels or no validation file: never fine-tune on the
+        # rows distillation holds out for the coefficient search, whose
+        # teacher outputs must be those of unseen examples (MATH.md: the
+        # search runs on held-out data).
         return plan["train"], np.arange(n), {"train_rows": "all"}
     predicted = rows_read(plan)
     meta = {"train_rows": "subset" if len(predicted) < n else "all",
@@ -434,7 +446,7 @@ def _restore(config, state, teacher):
 def fit_epoch(teacher, train_ds, val_ds, epoch, config):
     """One epoch of fine-tuning (a function of its own: the unit a run resumes in)."""
     teacher.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1,
-                verbose=config.verbose, shuffle=False)
+                verbose=min(config.verbose, 2), shuffle=False)
 
 
 def fine_tune(config, examples, fit_rows, class_names, state=None):
@@ -520,14 +532,27 @@ def run(config):
     from ptloss_tf.training.teacher_outputs import text_fingerprints
 
     if config.max_train_examples is not None and config.max_train_examples < 1:
-        raise ValueError(f"--max-train-examples must be >= 1, got {config.max_train_examples}.")
+        raise ValueError(f"`max_train_examples` must be at least 1, got "
+                         f"{config.max_train_examples} (omit it to use every row).")
     if config.predict_all_train and not config.max_train_examples:
         raise ValueError("--predict-all-train only applies with --max-train-examples.")
-    # Checked before the (long) fine-tuning; the .jsonl saves never clobber either.
-    state = open_run_state(config, ("train", "validation", "test", "validation_mismatched"))
+    if config.no_header and config.task != "file":
+        raise ValueError("`no_header` applies to `task` file.")
+    check_preset(config.preset)
+    # The data (labels included) are checked before anything is written, and
+    # the run directory before the (long) fine-tuning.
     examples = load_examples(config)
     class_names = tuple(examples["train"].class_names)
     fit_rows, predicted_rows, train_meta = training_rows(config, examples)
+    if examples.get("validation") is None:
+        # No validation file: early stopping watches the rows distillation
+        # holds out of train; their outputs are in train.jsonl.
+        held = plan_train_rows(len(examples["train"]), None, False, None, 0)["validation"]
+        examples.pop("validation")
+        validation_for_fit = examples["train"].subset(held)
+    else:
+        validation_for_fit = examples["validation"]
+    state = open_run_state(config, ("train", "validation", "test", "validation_mismatched"))
     name = config.teacher_name or default_teacher_name(config.preset)
     os.makedirs(config.output_dir, exist_ok=True)
     backup_dir = os.path.join(config.output_dir, BACKUP_DIR)
@@ -545,7 +570,8 @@ def run(config):
         teacher = keras.saving.load_model(model_path)
         preprocessor = teacher.preprocessor
     else:
-        teacher, preprocessor = fine_tune(config, examples, fit_rows, class_names, state)
+        teacher, preprocessor = fine_tune(config, {**examples, "validation": validation_for_fit},
+                                          fit_rows, class_names, state)
         # Saved before predicting: an interrupted prediction resumes from it.
         save_teacher(teacher, preprocessor, model_path)
         state.update(teacher_file=_sha256(model_path), backup=None, seed_states=None)

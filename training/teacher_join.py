@@ -248,7 +248,9 @@ def load_splits(config, log=print):
 
     Real tasks join the `--teacher-outputs` files by id (strictly; see
     `join_train` for `--max-train-examples`). Where the test labels are
-    hidden the splits follow `plan_train_rows`. MNLI's mismatched validation
+    hidden, or a file task has no validation file, the splits follow
+    `plan_train_rows` (the validation rows are held out of train and their
+    teacher outputs come from train.jsonl). MNLI's mismatched validation
     set is added as `"validation_mismatched"` when
     `validation_mismatched.jsonl` exists (else a note says it is skipped).
     Teacher files without content fingerprints are joined with a note in
@@ -271,7 +273,8 @@ def load_splits(config, log=print):
 
 def _load_splits(config, log):
     data = DataSource.from_config(config)
-    examples = load_task_examples(data)
+    notes = []
+    examples = load_task_examples(data, notes=notes, log=log)
     if not config.teacher_outputs:
         raise ValueError(
             f"--task {config.task} needs --teacher-outputs DIR (train/validation/test "
@@ -285,14 +288,17 @@ def _load_splits(config, log):
             raise ValueError(f"teacher outputs file not found: {path}")
         return TeacherOutputs.load(path)
 
-    notes = []
-    if np.any(np.asarray(examples["validation"].labels) < 0):
+    validation = examples["validation"]  # None: held out of train (a file task)
+    if validation is not None and np.any(np.asarray(validation.labels) < 0):
         raise ValueError("the validation split has unlabeled examples; PTLoss' "
                          "coefficient search and the evaluation need labels.")
     train = examples["train"]
     hidden = hidden_test_labels(examples["test"])
-    plan = plan_train_rows(len(train), len(examples["validation"]), hidden,
-                           config.max_train_examples, config.seed)
+    if hidden and validation is None:
+        raise ValueError("the test labels are hidden and there is no validation file: "
+                         "give a labelled `test_file` or a `validation_file`.")
+    plan = plan_train_rows(len(train), None if validation is None else len(validation),
+                           hidden, config.max_train_examples, config.seed)
     used = rows_read(plan)
     train_probs = join_train(teacher_file("train"), train, used, config)
 
@@ -303,9 +309,9 @@ def _load_splits(config, log):
         # GLUE/SuperGLUE test labels are hidden: evaluate on the labelled
         # validation split (as the paper does) and search coefficients on a
         # fixed-seed held-out part of train.
-        test_probs = join(teacher_file("validation"), examples["validation"], "validation")
+        test_probs = join(teacher_file("validation"), validation, "validation")
         (train_ex, train_p), (val_ex, val_p) = rows("train"), rows("validation")
-        examples = {"train": train_ex, "validation": val_ex, "test": examples["validation"]}
+        examples = {"train": train_ex, "validation": val_ex, "test": validation}
         teacher = {"train": train_p, "validation": val_p, "test": test_probs}
         notes.append(
             f"test labels are hidden or absent: evaluating on the validation split "
@@ -314,6 +320,13 @@ def _load_splits(config, log):
             "train.jsonl)"
         )
         log("Note: " + notes[-1] + ".")
+    elif validation is None:
+        # No validation file: the held-out training rows (noted by
+        # load_task_examples) with their train.jsonl outputs.
+        (train_ex, train_p), (val_ex, val_p) = rows("train"), rows("validation")
+        teacher = {"train": train_p, "validation": val_p,
+                   "test": join(teacher_file("test"), examples["test"], "test")}
+        examples = {**examples, "train": train_ex, "validation": val_ex}
     else:
         train_ex, train_p = rows("train")
         teacher = {"train": train_p}

@@ -274,3 +274,79 @@ def test_classification_metrics_flag_a_single_class_predictor():
     assert report["label_counts"] == {"neg": 2, "pos": 3}
     three = classification_metrics([0, 1, 2], [0, 1, 1], ("a", "b", "c"))
     assert "mcc" not in three and three["single_class_prediction"] is False
+
+
+# -- the whole job on a user's files, as console scripts --------------------------
+
+@pytest.mark.slow
+def test_own_files_teacher_then_distillation_in_subprocesses(tmp_path):
+    """BOM, label column first, names in any order, no validation file, a test
+    file holding one label value: the teacher's reported test accuracy, the
+    label encoding of every output and the students' metrics are checked
+    against values computed here from the files themselves."""
+    import subprocess
+    import sys
+
+    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from tests.helpers import vocabulary
+    from tests.helpers.hf_bert import write_tiny_hf_bert
+
+    rng = np.random.default_rng(5)
+    words = [f"w{i}" for i in range(30)]
+
+    def sentence_and_label():
+        ids = rng.integers(0, 30, size=rng.integers(2, 7))
+        return " ".join(words[i] for i in ids), "pos" if np.mean(ids) >= 15 else "neg"
+
+    train = [sentence_and_label() for _ in range(120)]
+    while train[0][1] != "pos":   # first row "pos": order of appearance != sorted
+        train.append(train.pop(0))
+    test = [s for s in (sentence_and_label() for _ in range(400)) if s[1] == "pos"][:30]
+    write_tsv(tmp_path / "train.tsv", [(y, x) for x, y in train], header=("label", "sentence"),
+              encoding="utf-8-sig")
+    write_tsv(tmp_path / "test.tsv", test)
+    write_tiny_hf_bert(str(tmp_path / "bert"), vocabulary(words), layers=1)
+    files = ["--task", "file", "--train-file", "train.tsv", "--test-file", "test.tsv"]
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def cli(*argv):
+        result = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
+                                capture_output=True, text=True, cwd=tmp_path, env=env,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+        for noise in ("oneDNN", "cuInit", "absl::InitializeLog", "cuda drivers"):
+            assert noise not in result.stderr + result.stdout
+        return result
+
+    teacher = cli("teacher", *files, "--preset", "bert", "--output-dir", "teacher",
+                  "--epochs", "1", "--sequence-length", "16", "--verbose", "0")
+    assert "held out with seed 0" in teacher.stdout
+    test_outputs = TeacherOutputs.load(str(tmp_path / "teacher" / "test.jsonl"))
+    assert test_outputs.class_names == ("neg", "pos")
+    # Every test label is "pos" = class 1 of the training file's vocabulary.
+    expected = float(np.mean(np.argmax(test_outputs.values, 1) == 1))
+    run_record = json.loads((tmp_path / "teacher" / "teacher_run.json").read_text())
+    assert run_record["accuracy"]["test"] == pytest.approx(expected, abs=1e-12)
+    assert not (tmp_path / "teacher" / "validation.jsonl").exists()
+    train_outputs = TeacherOutputs.load(str(tmp_path / "teacher" / "train.jsonl"))
+    assert len(train_outputs.ids) == 120   # the held-out rows are predicted too
+
+    result = cli(*files, "--teacher-outputs", "teacher", "--vocabulary", "bert/vocab.txt",
+                 "--loss", "kl", "--output-dir", "run", "--student-layers", "1", "--hidden",
+                 "16", "--heads", "2", "--intermediate", "32", "--epochs", "1",
+                 "--candidates", "6", "--order", "2", "--sequence-length", "16",
+                 "--verbose", "0", "--no-xla")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert report["class_names"] == ["neg", "pos"]
+    assert "sorted label values of train.tsv" in report["class_names_source"]
+    assert report["teacher"]["accuracy"] == pytest.approx(expected, abs=1e-6)
+    assert report["teacher"]["label_counts"] == {"neg": 0, "pos": 30}
+    assert any("held out with seed 0" in note for note in report["notes"])
+    (kl,) = report["results"]
+    assert sum(kl["prediction_counts"].values()) == 30
+    assert kl["accuracy"] == pytest.approx(kl["prediction_counts"]["pos"] / 30, abs=1e-6)
+    single = kl["single_class_prediction"]
+    # The flag needs labels of more than one class; this test file has one.
+    assert single is False
+    assert single == any("predicts one class" in note for note in report["notes"])
+    assert ("predicts a single class" in result.stdout) == single
