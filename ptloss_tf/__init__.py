@@ -33,6 +33,8 @@ _PUBLIC_API = {
     "PTLossDistillation": "ptloss_tf.losses",
     "TemperatureKLDivergence": "ptloss_tf.losses",
     "SearchResult": "ptloss_tf.search_result",
+    "TeacherCalibration": "ptloss_tf.calibration",
+    "calibrate_teacher": "ptloss_tf.calibration",
     # TensorFlow-only (the solver, the search, the strategies):
     "proxy_teacher": "ptloss_tf.proxy",
     "brier_score": "ptloss_tf.search",
