@@ -6,7 +6,8 @@ The public API::
     FocalDistillationLoss, PTLossDistillation, Coefficients, Distiller,
     metrics.*, proxy_teacher, deviation, brier_score, proxy_nll,
     search_coefficients, sample_candidates, random_coefficients, SearchResult,
-    make_strategy, probabilities
+    make_strategy, calibrate_teacher, TeacherCalibration, probabilities,
+    classification_report
 
 (`negative_log_likelihood` is the deprecated name of `proxy_nll`.)
 
