@@ -25,6 +25,7 @@ import json
 import os
 import re
 
+from ptloss_tf.calibration import METHODS as CALIBRATION_METHODS
 from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
 from ptloss_tf.console import ArgumentParser
 from ptloss_tf.training.methods import METHODS
@@ -71,6 +72,7 @@ class DistillConfig:
     candidates: int = 100
     criterion: str = "brier"
     coefficients: str = None
+    calibration: str = "vector"
     search_seed: int = 0
     # student
     preset: str = None
@@ -83,7 +85,7 @@ class DistillConfig:
     dropout: float = 0.1
     sequence_length: int = None
     # distillation
-    loss: tuple = ("kl", "ptloss")
+    loss: tuple = ("kl", "kl_calibrated", "ptloss")
     epochs: int = 4
     batch_size: int = 32
     learning_rate: float = None
@@ -229,7 +231,12 @@ def build_parser():
                  "(MATH.md 3b); deviation = the paper's Eq. 21. brier is the default "
                  "because its students were better and its proxy teachers closer to "
                  "p* in docs/RESULTS.md")
-    _add(g, "--coefficients", help="reuse a saved coefficients.json")
+    _add(g, "--coefficients", help="reuse a saved coefficients.json (for --loss ptloss)")
+    _add(g, "--calibration", choices=CALIBRATION_METHODS,
+            help="--loss kl_calibrated / ptloss_calibrated: how the teacher is "
+                 "recalibrated on the validation split before distilling from it: "
+                 "temperature (q ~ p^(1/T)), bias (q ~ p exp(b), a class-prior "
+                 "correction) or vector (q ~ exp(a log p + b), per class)")
     _add(g, "--search-seed", type=int)
 
     g = parser.add_argument_group("student")

@@ -2,6 +2,7 @@
 
     data + teacher outputs (teacher_join.load_splits)
       -> coefficients (coefficient_search.choose_coefficients)
+      -> recalibrated teacher (teacher_calibration.choose_calibration)
       -> per method: Distiller -> student (train_method.train_method)
       -> report (report.*)
 
@@ -22,7 +23,13 @@ Output directory contract (`--output-dir`):
   `macro_f1`, `mcc` (2 classes), `prediction_counts` and `label_counts`
   (`{class: n}` on the test split) and `single_class_prediction` (one class
   predicted for every test example; flagged in the log and in `notes`).
+  With `kl_calibrated` / `ptloss_calibrated`: `calibration` (the fitted
+  map) and `calibrated_teacher` (the recalibrated teacher's statistics);
+  with `ptloss_calibrated` also `coefficients_calibrated`.
 * `coefficients.json` (+ `search.json`, `search.png` from the search)
+* `calibration.json` (`kl_calibrated`, `ptloss_calibrated`) and
+  `coefficients_calibrated.json`, `search_calibrated.json/png`
+  (`ptloss_calibrated`)
 * `<method>/student.keras` for each method, `<method>/result.json`,
   `<method>/history.json`, `<method>/timings.json`, TensorBoard logs in
   `<method>/logs`
@@ -40,6 +47,7 @@ import time
 
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.training.coefficient_search import choose_coefficients
+from ptloss_tf.training.methods import CALIBRATED
 from ptloss_tf.training.preflight import check_config
 from ptloss_tf.training.report import plot_learning_curves
 from ptloss_tf.training.report import print_table
@@ -49,6 +57,7 @@ from ptloss_tf.training.report import write_samples
 from ptloss_tf.training.run_directory import REPORT
 from ptloss_tf.training.run_directory import mark_finished
 from ptloss_tf.training.run_directory import prepare_output_dir
+from ptloss_tf.training.teacher_calibration import choose_calibration
 from ptloss_tf.training.teacher_join import load_splits
 from ptloss_tf.training.train_method import TIMINGS
 from ptloss_tf.training.train_method import make_run_strategy
@@ -96,6 +105,10 @@ def _run(config):
     loaded = time.time()
 
     coefficients, search = choose_coefficients(config, splits, output_dir, log=log)
+    calibration, calibrated = choose_calibration(config, splits, output_dir, log=log)
+    calibrated_coefficients, calibrated_search = (
+        choose_coefficients(config, calibrated, output_dir, log=log, calibrated=True)
+        if calibrated is not None else (None, None))
     searched = time.time()
 
     results = []
@@ -106,14 +119,25 @@ def _run(config):
                 results.append(json.load(f))
             log(f"== {method}: already finished, skipped ==")
             continue
-        results.append(train_method(method, config, splits, coefficients, output_dir,
-                                    strategy=strategy, log=log))
+        # The calibrated methods distil from the recalibrated teacher.
+        method_splits = calibrated if method in CALIBRATED else splits
+        method_coefficients = (calibrated_coefficients if method == "ptloss_calibrated"
+                               else coefficients)
+        results.append(train_method(method, config, method_splits, method_coefficients,
+                                    output_dir, strategy=strategy, log=log))
         mark_finished(output_dir, state, method)
 
-    print_table(results, teacher, log=log)
+    calibrated_teacher = teacher_report(calibrated) if calibrated is not None else None
+    print_table(results, teacher, log=log, calibrated_teacher=calibrated_teacher)
     plot_learning_curves(output_dir, config.loss)
     write_samples(output_dir, splits.examples["test"])
     report = _report(config, splits, results, coefficients, search, teacher, strategy)
+    if calibration is not None:
+        report.update(calibration=calibration.get_config(),
+                      calibrated_teacher=calibrated_teacher)
+    if calibrated_coefficients is not None:
+        report.update(coefficients_calibrated=calibrated_coefficients.values.tolist(),
+                      search_calibrated=calibrated_search)
     report["wall_seconds"] = time.time() - start
     report["timings"] = _timings(output_dir, results, report["wall_seconds"],
                                  load_seconds=loaded - start, search_seconds=searched - loaded)

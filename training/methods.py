@@ -1,20 +1,26 @@
 """The distillation methods of `ptloss-distill --loss`: the names of
 `ptloss_tf.losses.get`'s registry plus `ptloss_random` (PTLoss with random
-coefficients, the paper's control), and the loss each one trains with.
+coefficients, the paper's control) and the two that distil from the
+recalibrated teacher (`kl_calibrated`, `ptloss_calibrated`: see
+`teacher_calibration`), and the loss each one trains with.
 
 Example:
 >>> METHODS
-('kl', 'temperature', 'label_smoothing', 'focal', 'ptloss', 'ptloss_random')
+('kl', 'temperature', 'label_smoothing', 'focal', 'ptloss', 'ptloss_random', 'kl_calibrated', 'ptloss_calibrated')
 >>> type(make_loss("temperature", 2, temperature=3.0)).__name__
 'TemperatureKLDivergence'
 """
 
 from ptloss_tf.losses import NAMES
 
-#: The method names, in `--help` order: the registry's, then the control.
-METHODS = NAMES + ("ptloss_random",)
-#: Methods that need PTLoss coefficients from the Proxy Teacher search.
-SEARCHED = ("ptloss",)
+#: The method names, in `--help` order: the registry's, the random control,
+#: then the methods that distil from the recalibrated teacher.
+METHODS = NAMES + ("ptloss_random", "kl_calibrated", "ptloss_calibrated")
+#: Methods whose targets are the recalibrated teacher's probabilities.
+CALIBRATED = ("kl_calibrated", "ptloss_calibrated")
+#: Methods that need PTLoss coefficients from the Proxy Teacher search
+#: (`ptloss_calibrated`'s search runs on the recalibrated teacher).
+SEARCHED = ("ptloss", "ptloss_calibrated")
 
 
 def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing=0.1,
@@ -24,7 +30,8 @@ def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing
     Args:
         method: one of `METHODS`.
         num_classes: the task's number of classes (`ptloss_random`).
-        coefficients: the searched `Coefficients` (`ptloss`).
+        coefficients: the searched `Coefficients` (`ptloss`,
+            `ptloss_calibrated`: the search on the recalibrated teacher).
         temperature, smoothing, focal_tau: the baselines' parameters.
         order, search_seed: `ptloss_random`'s number of perturbed terms and
             the seed of its random coefficients.
@@ -36,6 +43,8 @@ def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing
     if method == "ptloss_random":
         coefficients = ptloss_tf.random_coefficients(order, num_classes, seed=search_seed)
         method = "ptloss"
+    # The calibrated methods differ in their targets, not in their loss.
+    method = {"kl_calibrated": "kl", "ptloss_calibrated": "ptloss"}.get(method, method)
     if method == "ptloss" and coefficients is None:
         raise ValueError("the `ptloss` method needs `coefficients`.")
     params = {"ptloss": {"coefficients": coefficients},

@@ -36,7 +36,7 @@ def teacher_report(splits):
     return report
 
 
-def print_table(results, teacher, log=print):
+def print_table(results, teacher, log=print, calibrated_teacher=None):
     """Logs one row per method (test metrics, then `*_mismatched` ones where
     present), a line for the teacher, and each one's predictions per class
     (a student that predicts a single class is flagged)."""
@@ -48,17 +48,24 @@ def print_table(results, teacher, log=print):
         if any(extra in r for r in results):
             columns.append(extra)
     widths = [max(10, len(c) + 2) for c in columns]
-    header = f"{'method':<16}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))
+    name = max([16] + [len(r["method"]) + 2 for r in results])
+    header = f"{'method':<{name}}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))
     log("\n" + header + "\n" + "-" * len(header))
     for r in results:
-        log(f"{r['method']:<16}" + "".join(f"{r.get(c, float('nan')):{w}.4f}"
-                                           for c, w in zip(columns, widths)))
+        log(f"{r['method']:<{name}}" + "".join(f"{r.get(c, float('nan')):{w}.4f}"
+                                              for c, w in zip(columns, widths)))
     extra = f", KL to p* {teacher['kl_to_p_star']:.4f}" if "kl_to_p_star" in teacher else ""
     if "accuracy_mismatched" in teacher:
         extra += f", mismatched accuracy {teacher['accuracy_mismatched']:.4f}"
     log(f"teacher: test accuracy {teacher['accuracy']:.4f}, macro-F1 "
         f"{teacher.get('macro_f1', float('nan')):.4f}, TVD to labels "
         f"{teacher['tvd_to_labels']:.4f}{extra}")
+    if calibrated_teacher is not None:
+        recal = calibrated_teacher
+        extra = (f", KL to p* {recal['kl_to_p_star']:.4f}" if "kl_to_p_star" in recal
+                 else "")
+        log(f"recalibrated teacher: test accuracy {recal['accuracy']:.4f}, TVD to labels "
+            f"{recal['tvd_to_labels']:.4f}{extra}")
     if "label_counts" in teacher:
         log("test labels per class: " + _counts(teacher["label_counts"]))
     for name, row in [(r["method"], r) for r in results] + [("teacher", teacher)]:

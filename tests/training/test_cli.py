@@ -28,7 +28,7 @@ def test_output_directory_contract(finished_run):
         report = json.load(f)
     assert report["task"] == "synthetic"
     methods = [r["method"] for r in report["results"]]
-    assert methods == ["kl", "ptloss"]
+    assert methods == ["kl", "kl_calibrated", "ptloss"]
     for r in report["results"]:
         for key in ("accuracy", "nll", "ece", "teacher_agreement", "kl_to_p_star"):
             assert np.isfinite(r[key]), (r["method"], key)
