@@ -9,7 +9,15 @@ report, plus reference outputs of the Keras student on sample inputs (what
 A student inside a `ptloss-distill` output directory
 (`RUN/<method>/student.keras`) gets its class names, segment count,
 coefficients and sample inputs from `RUN/report.json` and
-`RUN/samples.json`; flags supply them for any other student.
+`RUN/samples.json`; a teacher beside its `teacher_run.json` gets what that
+file records; flags supply them for any other model.
+
+The segment count (one text, or a sentence pair) cannot be read from the
+model: keras-hub's `TextClassifierPreprocessor` packs whatever number of
+segments each call passes, and BERT's segment embedding has two rows either
+way. So it comes from the run's files, or the caller says it; a model with
+neither is refused rather than exported as single-text by default (a pair
+model fed one text serves wrong answers and still passes every check).
 """
 
 import hashlib
@@ -19,6 +27,9 @@ import os
 METADATA_FILE = "ptloss_metadata.json"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
+REPORT_FILE = "report.json"
+SAMPLES_FILE = "samples.json"
+TEACHER_RUN_FILE = "teacher_run.json"
 
 # Used only when neither --samples nor the run's samples.json exists.
 GENERIC_SAMPLES = (
@@ -32,7 +43,73 @@ GENERIC_SAMPLES = (
 def run_directory(student_path):
     """`RUN` for `RUN/<method>/student.keras` when `RUN/report.json` exists."""
     run = os.path.dirname(os.path.dirname(os.path.abspath(student_path)))
-    return run if os.path.isfile(os.path.join(run, "report.json")) else None
+    return run if os.path.isfile(os.path.join(run, REPORT_FILE)) else None
+
+
+def recorded_segments(model_path):
+    """The segment count the run's files record for a model, and where.
+
+    Looked up, in order: `RUN/report.json` (`num_segments`) and
+    `RUN/samples.json` (texts per row) for `RUN/<method>/student.keras`;
+    `teacher_run.json` beside the model (`num_segments`, or its
+    `text_fields`) for a teacher of `ptloss-distill teacher`.
+
+    Returns:
+        `(num_segments, source)`, or `(None, None)` when nothing records it.
+
+    Example:
+    >>> import tempfile
+    >>> recorded_segments(os.path.join(tempfile.mkdtemp(), "m", "student.keras"))
+    (None, None)
+    """
+    run = run_directory(model_path)
+    if run:
+        report_path = os.path.join(run, REPORT_FILE)
+        count = _read_json(report_path).get("num_segments")
+        if count is not None:
+            return int(count), report_path
+        samples_path = os.path.join(run, SAMPLES_FILE)
+        if os.path.isfile(samples_path):
+            texts = _read_json(samples_path).get("texts") or []
+            if texts:
+                return len(texts[0]), samples_path
+    teacher_run = os.path.join(os.path.dirname(os.path.abspath(model_path)), TEACHER_RUN_FILE)
+    if os.path.isfile(teacher_run):
+        record = _read_json(teacher_run)
+        if record.get("num_segments") is not None:
+            return int(record["num_segments"]), teacher_run
+        if record.get("text_fields"):
+            return len(record["text_fields"]), teacher_run
+    return None, None
+
+
+def resolve_num_segments(model_path, num_segments=None):
+    """The segment count to export: the caller's, checked against the run's.
+
+    Args:
+        model_path: the `.keras` file.
+        num_segments: 1, 2 or None (take the run's record).
+
+    Returns:
+        `(num_segments, source)`; `(None, None)` when neither the caller
+        nor the run's files say it (the caller must then refuse).
+
+    Raises:
+        ValueError: `num_segments` is not 1 or 2, or differs from the run's
+            record.
+    """
+    recorded, source = recorded_segments(model_path)
+    if num_segments is None:
+        return recorded, source
+    if num_segments not in (1, 2):
+        raise ValueError(f"`num_segments` must be 1 or 2, got {num_segments}.")
+    if recorded is not None and recorded != num_segments:
+        raise ValueError(
+            f"`num_segments` {num_segments} given, but {source} records that "
+            f"{os.path.basename(model_path)} was trained on {recorded} text "
+            f"segment(s); omit it (or `pair`) to export what the run trained."
+        )
+    return num_segments, "the caller"
 
 
 def _read_json(path):
@@ -79,21 +156,26 @@ def read_samples(path, num_segments):
 def gather_run_info(student_path, class_names=None, num_segments=None, samples=None):
     """Class names, segment count, samples and training summary of a student.
 
-    Flags win over the run directory's files. Returns a dict with
-    `class_names`, `num_segments`, `samples` (rows of texts), `samples_from`,
-    and `report` (the summary, or None outside a run directory).
+    Flags win over the run directory's files, except the segment count: a
+    `num_segments` that differs from the run's record raises ValueError
+    (`resolve_num_segments`). Returns a dict with `class_names`,
+    `num_segments` (None when neither the caller nor the run says it; no
+    samples are read then), `num_segments_from`, `samples` (rows of texts),
+    `samples_from`, and `report` (the summary, or None outside a run
+    directory).
     """
     run = run_directory(student_path)
-    report = _read_json(os.path.join(run, "report.json")) if run else {}
-    run_samples = os.path.join(run, "samples.json") if run else None
+    report = _read_json(os.path.join(run, REPORT_FILE)) if run else {}
+    run_samples = os.path.join(run, SAMPLES_FILE) if run else None
+    num_segments, segments_from = resolve_num_segments(student_path, num_segments)
+    teacher_run = os.path.join(os.path.dirname(os.path.abspath(student_path)), TEACHER_RUN_FILE)
+    recorded_names = report.get("class_names")
+    if not recorded_names and os.path.isfile(teacher_run):
+        recorded_names = _read_json(teacher_run).get("class_names")
+    class_names = list(class_names or recorded_names or [])
     if num_segments is None:
-        num_segments = report.get("num_segments")
-    if num_segments is None and run_samples and os.path.isfile(run_samples):
-        texts = _read_json(run_samples).get("texts") or [[""]]
-        num_segments = len(texts[0])
-    num_segments = int(num_segments or 1)
-    class_names = list(class_names or report.get("class_names") or [])
-    if samples:
+        rows, origin = [], None
+    elif samples:
         rows, origin = read_samples(samples, num_segments), samples
     elif run_samples and os.path.isfile(run_samples):
         rows, origin = read_samples(run_samples, num_segments), run_samples
@@ -105,6 +187,7 @@ def gather_run_info(student_path, class_names=None, num_segments=None, samples=N
     return {
         "class_names": class_names,
         "num_segments": num_segments,
+        "num_segments_from": segments_from,
         "samples": rows,
         "samples_from": origin,
         "report": summarise_report(report, student_path) if report else None,

@@ -109,7 +109,11 @@ def export_student(student_path, base_path, name, version=None, class_names=None
         version: integer version; None: the next free one. An existing
             version raises `FileExistsError`.
         class_names: label names (default: the run's `report.json`).
-        num_segments: 1 or 2 text inputs (default: from the run, else 1).
+        num_segments: 1 (single text) or 2 (sentence pairs). Default: what
+            the run's files record (`report.json` for a student,
+            `teacher_run.json` for a teacher). A value that differs from
+            the run's record, or no value where the run records none,
+            raises ValueError: the model itself cannot tell.
         samples: sample inputs (`samples.json` or one example per line) for
             warmup and verification; default: the run's `samples.json`.
         vocabulary, sequence_length: for a student saved without preprocessor.
@@ -130,7 +134,8 @@ def export_student(student_path, base_path, name, version=None, class_names=None
     >>> model.preprocessor = pre
     >>> tmp = tempfile.mkdtemp(); model.save(os.path.join(tmp, "s.keras"))
     >>> path = export_student(os.path.join(tmp, "s.keras"), tmp, "demo",
-    ...                       class_names=["bad", "good"], log=lambda m: None)
+    ...                       class_names=["bad", "good"], num_segments=1,
+    ...                       log=lambda m: None)
     >>> sorted(os.listdir(os.path.join(tmp, "demo")))
     ['1', 'models.config']
     """
@@ -151,6 +156,13 @@ def export_student(student_path, base_path, name, version=None, class_names=None
     if len(names) != num_classes:
         raise ValueError(f"{len(names)} class names {names} for a student with "
                          f"{num_classes} outputs.")
+    if info["num_segments"] is None:
+        raise ValueError(
+            f"cannot tell whether {student_path} takes one text or a sentence pair "
+            "(its preprocessor does not record it and no ptloss-distill run files "
+            "are beside it); pass `pair` for a sentence-pair model or "
+            "`num_segments` 1 for single texts."
+        )
     model_dir, version = _prepare_model_dir(base_path, name, version)
 
     texts = _text_batch(info["samples"], info["num_segments"])
@@ -188,6 +200,7 @@ def export_student(student_path, base_path, name, version=None, class_names=None
             "task": (info["report"] or {}).get("task"),
             "class_names": names,
             "num_segments": info["num_segments"],
+            "num_segments_from": info["num_segments_from"],
             "text_inputs": list(text_input_names(info["num_segments"])),
             "sequence_length": int(preprocessor.sequence_length),
             "tokenizer": {"class": type(preprocessor.tokenizer).__name__,

@@ -6,7 +6,11 @@ protos, and nothing else of note: not keras, not keras-hub, not this
 project. That is the server's situation; a SavedModel that still needs
 Python code from those packages fails there.
 
-Checked: signature names, input and output names / dtypes / shapes; both
+Checked here, before that process: the number of text inputs against the
+segments the model was trained on (the metadata, the run's `report.json` /
+`teacher_run.json` beside the student, and the segment ids of the reference
+tokens): a sentence-pair model exported as single-text passes every other
+check. Checked there: signature names, input and output names / dtypes / shapes; both
 signatures on the sample inputs against the Keras student's probabilities
 (max abs difference <= `atol`, labels = class names of the argmax); every
 warmup record; REST `:predict` bodies in the row (`instances`) and columnar
@@ -75,6 +79,41 @@ def _reference(metadata, student):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"student file not found: {path}")
     return _keras_reference(path, recorded["tokens"]), f"Keras student {path}"
+
+
+def segment_check(metadata):
+    """The check that the export takes as many texts as the model was trained on.
+
+    Three records must agree with the number of text inputs of
+    `serving_default` (which the serving check compares with
+    `metadata["text_inputs"]`): the metadata's `num_segments`, the run's
+    files beside the student if they still exist (`recorded_segments`), and
+    the reference tokens (a pair has segment id 1 in every row, a single
+    text nowhere).
+
+    Returns:
+        One check dict (`check`, `ok`, `detail`).
+    """
+    inputs = list(metadata["text_inputs"])
+    count = len(inputs)
+    problems = []
+    if metadata.get("num_segments") != count:
+        problems.append(f"metadata num_segments is {metadata.get('num_segments')}")
+    recorded, source = md.recorded_segments(metadata["student"]["path"])
+    if recorded is not None and recorded != count:
+        problems.append(f"{source} records {recorded} segment(s)")
+    segment_ids = np.asarray(metadata["reference"]["tokens"]["segment_ids"])
+    second = (segment_ids == 1).any(axis=-1)
+    if (count == 2 and not second.all()) or (count == 1 and second.any()):
+        problems.append("the reference tokens were not packed as "
+                        + ("pairs" if count == 2 else "single texts"))
+    detail = f"{count} text input(s) {inputs}"
+    if recorded is not None:
+        detail += f"; {source} records {recorded}"
+    if problems:
+        detail += ": " + "; ".join(problems) + " (re-export with the right segment count)"
+    return {"check": "text inputs = segments the model was trained on", "ok": not problems,
+            "detail": detail}
 
 
 def write_requests(directory, metadata):
@@ -158,6 +197,7 @@ def verify_export(version_dir, student=None, requests_dir=None, atol=1e-5, timeo
         tail = " ".join((proc.stderr or proc.stdout).split())[-500:]
         checks = [{"check": "serving check process", "ok": False,
                    "detail": f"exit code {proc.returncode}: {tail}"}]
+    checks.insert(0, segment_check(metadata))
     if not keep:
         import shutil
 

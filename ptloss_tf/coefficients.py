@@ -6,6 +6,55 @@ import numpy as np
 
 from ptloss_tf.validation import as_numpy
 
+#: Relative tolerance of the convex box's lower edge `-1/m`. Coefficients
+#: that went through float32 (a `keras` variable, a float32 JSON round trip)
+#: sit up to half a float32 ulp away from the edge: `float32(-1/3)` is
+#: `-0.33333334 < -1/3`. A few float32 ulps, relative to the bound, count as
+#: on the edge; anything further out is outside.
+BOX_EDGE_RTOL = 4.0 * float(np.finfo(np.float32).eps)
+
+
+def convex_lower_bounds(order):
+    """`-1/m` for `m = 1..order`, shape `[order, 1]` (float64).
+
+    Example:
+    >>> convex_lower_bounds(3).ravel().tolist()
+    [-1.0, -0.5, -0.3333333333333333]
+    """
+    return -1.0 / np.arange(1, int(order) + 1, dtype=np.float64)[:, None]
+
+
+def in_convex_box(values):
+    """Whether `eta[..., m, k] >= -1/m` up to `BOX_EDGE_RTOL`, over the last
+    two axes (`[M, K]` -> bool, `[S, M, K]` -> `[S]`).
+
+    Example:
+    >>> import numpy as np
+    >>> bool(in_convex_box(np.float32([[-1.0], [-0.5], [-1 / 3]])))
+    True
+    >>> bool(in_convex_box([[-1.0], [-0.5], [-0.3334]]))
+    False
+    """
+    eta = np.asarray(values, dtype=np.float64)
+    bounds = convex_lower_bounds(eta.shape[-2])
+    return np.all(eta >= bounds * (1.0 + BOX_EDGE_RTOL), axis=(-2, -1))
+
+
+def snap_to_convex_box(values):
+    """`values` with entries within `BOX_EDGE_RTOL` below `-1/m` set to
+    `-1/m` exactly (the solver then sees a point of the box); others unchanged.
+
+    Example:
+    >>> import numpy as np
+    >>> snap_to_convex_box(np.float32([[-1.0], [-0.5], [-1 / 3]])).ravel().tolist()
+    [-1.0, -0.5, -0.3333333333333333]
+    """
+    eta = np.array(values, dtype=np.float64)
+    bounds = np.broadcast_to(convex_lower_bounds(eta.shape[-2]), eta.shape)
+    near = (eta < bounds) & (eta >= bounds * (1.0 + BOX_EDGE_RTOL))
+    eta[near] = bounds[near]
+    return eta
+
 
 class Coefficients:
     """Immutable PTLoss perturbation coefficients, shape `[M, K]`.
@@ -101,12 +150,21 @@ class Coefficients:
     @property
     def convex_lower_bounds(self):
         """`-1/m` per order: the lower edge of the convex box, shape `[M, 1]`."""
-        return -1.0 / np.arange(1, self.order + 1, dtype=np.float64)[:, None]
+        return convex_lower_bounds(self.order)
 
     @property
     def is_convex(self):
-        """True iff every `eta[m, k] >= -1/m` (PTLoss strictly convex in q)."""
-        return bool(np.all(self._values >= self.convex_lower_bounds))
+        """True iff every `eta[m, k] >= -1/m` (PTLoss strictly convex in q).
+
+        The edge is accepted up to float32 rounding (`BOX_EDGE_RTOL`), so
+        `float32(-1/m)` is inside.
+
+        Example:
+        >>> import numpy as np
+        >>> Coefficients(np.float32([[-1.0, 0.0], [-0.5, 0.0], [-1 / 3, 0.0]])).is_convex
+        True
+        """
+        return bool(in_convex_box(self._values))
 
     def to_dict(self):
         return {"coefficients": self._values.tolist()}

@@ -24,6 +24,8 @@ import numpy as np
 import tensorflow as tf
 
 from ptloss_tf.coefficients import Coefficients
+from ptloss_tf.coefficients import in_convex_box
+from ptloss_tf.coefficients import snap_to_convex_box
 from ptloss_tf.validation import as_numpy
 from ptloss_tf.validation import check_probabilities
 
@@ -71,7 +73,6 @@ def _objective(p, active, eta_by_order, q):
     return tf.reduce_sum(tf.where(active, terms, _zeros(q)), axis=-1)
 
 
-@tf.function(jit_compile=True)
 def _solve_convex(teacher_probs, coefficients, max_iterations):
     """Newton solve. `teacher_probs [N, K]`, `coefficients [S, M, K]` -> `[S, N, K]`."""
     p = teacher_probs[tf.newaxis]  # [1, N, K]
@@ -172,7 +173,6 @@ def _solve_convex(teacher_probs, coefficients, max_iterations):
     return q / tf.reduce_sum(q, axis=-1, keepdims=True)
 
 
-@tf.function(jit_compile=True)
 def _solve_binary_global(p0, eta0, eta1):
     """Global minimiser for K = 2, any coefficients.
 
@@ -250,6 +250,31 @@ def _solve_binary_global(p0, eta0, eta1):
     return tf.gather(cand0, choice[:, tf.newaxis], batch_dims=1)[:, 0]
 
 
+# One XLA-compiled function per (solver, order), traced once: the input
+# signatures leave the numbers of examples, sets and classes open, so new
+# batch shapes reuse the trace (XLA still compiles each new shape, as it
+# must) instead of retracing and warning about "excessive" retracing. The
+# order stays static: the Horner loops unroll over it.
+_COMPILED = {}
+
+
+def _compiled_solver(kind, order):
+    key = (kind, int(order))
+    if key not in _COMPILED:
+        f64 = tf.float64
+        if kind == "convex":
+            function = _solve_convex
+            signature = [tf.TensorSpec([None, None], f64),
+                         tf.TensorSpec([None, order, None], f64),
+                         tf.TensorSpec([], tf.int32)]
+        else:
+            function = _solve_binary_global
+            signature = [tf.TensorSpec([None], f64), tf.TensorSpec([None, order], f64),
+                         tf.TensorSpec([None, order], f64)]
+        _COMPILED[key] = tf.function(function, jit_compile=True, input_signature=signature)
+    return _COMPILED[key]
+
+
 def _as_coefficient_array(coefficients, num_classes):
     if isinstance(coefficients, Coefficients):
         eta = coefficients.values
@@ -277,10 +302,9 @@ def _as_coefficient_array(coefficients, num_classes):
 
 
 def convex_mask(coefficients):
-    """Per set `[S]`: whether all `eta[m, k] >= -1/m` (`coefficients [S, M, K]`)."""
-    eta = np.asarray(coefficients, dtype=np.float64)
-    bounds = -1.0 / np.arange(1, eta.shape[-2] + 1)[:, None]
-    return np.all(eta >= bounds, axis=(-2, -1))
+    """Per set `[S]`: whether all `eta[m, k] >= -1/m` (`coefficients [S, M, K]`),
+    the edge accepted up to float32 rounding (`coefficients.BOX_EDGE_RTOL`)."""
+    return np.atleast_1d(in_convex_box(coefficients))
 
 
 def proxy_teacher(teacher_probs, coefficients, max_iterations=200):
@@ -293,8 +317,13 @@ def proxy_teacher(teacher_probs, coefficients, max_iterations=200):
         max_iterations: Newton iteration cap (convergence takes ~5-30).
 
     Returns:
-        float64 `tf.Tensor`: `[N, K]` for `[M, K]` coefficients, else
-        `[S, N, K]`.
+        A float64 `tf.Tensor` (`.numpy()` gives the array): `[N, K]` for
+        `[M, K]` coefficients, else `[S, N, K]`. Calls with new numbers of
+        examples, sets or classes reuse one trace per order (no retracing).
+
+    Coefficients within float32 rounding of the convex box's edge
+    (`float32(-1/m)`, see `ptloss_tf.coefficients.BOX_EDGE_RTOL`) count as
+    on the edge and are solved there.
 
     Raises:
         ValueError: bad teacher probabilities, mismatched class counts, or
@@ -305,6 +334,8 @@ def proxy_teacher(teacher_probs, coefficients, max_iterations=200):
     >>> q = ptloss_tf.proxy_teacher([[0.1, 0.9]], [[1.0, 1.0]])
     >>> round(float(q[0, 0]), 5)   # Figure 1a: the teacher is sharpened
     0.057
+    >>> q.dtype.name, q.numpy().shape
+    ('float64', (1, 2))
     """
     p = check_probabilities(teacher_probs)
     p = p / p.sum(axis=1, keepdims=True)
@@ -314,6 +345,9 @@ def proxy_teacher(teacher_probs, coefficients, max_iterations=200):
     if single:
         eta = eta[np.newaxis]
     convex = convex_mask(eta)
+    # Sets inside the box only by rounding go to the Newton solver exactly on
+    # the edge, where its convexity argument holds.
+    eta[convex] = snap_to_convex_box(eta[convex])
     if num_classes > 2 and not convex.all():
         s = int(np.argmin(convex))
         bounds = -1.0 / np.arange(1, eta.shape[1] + 1)
@@ -325,8 +359,8 @@ def proxy_teacher(teacher_probs, coefficients, max_iterations=200):
         )
     result = np.empty((eta.shape[0], num_examples, num_classes))
     if convex.any():
-        result[convex] = _solve_convex(
-            tf.constant(p), tf.constant(eta[convex]), tf.constant(max_iterations)
+        result[convex] = _compiled_solver("convex", eta.shape[1])(
+            tf.constant(p), tf.constant(eta[convex]), tf.constant(max_iterations, tf.int32)
         ).numpy()
     if not convex.all():
         sets = np.flatnonzero(~convex)
@@ -335,7 +369,7 @@ def proxy_teacher(teacher_probs, coefficients, max_iterations=200):
         q0 = np.empty(len(s_index))
         for start in range(0, len(s_index), _BINARY_CHUNK_ROWS):
             sl = slice(start, start + _BINARY_CHUNK_ROWS)
-            q0[sl] = _solve_binary_global(
+            q0[sl] = _compiled_solver("binary", eta.shape[1])(
                 tf.constant(p[n_index[sl], 0]),
                 tf.constant(eta[s_index[sl], :, 0]),
                 tf.constant(eta[s_index[sl], :, 1]),

@@ -14,7 +14,8 @@ def test_shape_and_binary_convention():
 def test_is_convex_boundary():
     at_bound = Coefficients([[-1.0, 0.0], [-0.5, 1.0], [-1 / 3, 2.0]])
     assert at_bound.is_convex
-    below = Coefficients([[-1.0, 0.0], [-0.5 - 1e-9, 1.0]])
+    # Clearly below (1e-6 is ~17 float32 ulps of 0.5): outside.
+    below = Coefficients([[-1.0, 0.0], [-0.5 - 1e-6, 1.0]])
     assert not below.is_convex
     assert Coefficients.zeros(4, 3).is_convex
 
@@ -70,3 +71,20 @@ def test_bad_json():
         Coefficients.from_json('{"eta": [[1, 2]]}')
     with pytest.raises(ValueError, match="eps"):
         Coefficients.binary([1.0, 2.0], [1.0])
+
+
+def test_float32_box_edge_is_inside():
+    # float32(-1/m) rounds below -1/m for m = 3, 5, 6, 7 (not for 1, 2, 4):
+    # a float32 round trip of the box's corner used to be refused.
+    edge = np.float32(-1.0 / np.arange(1, 8))[:, None] * np.ones((1, 3), np.float32)
+    assert (edge.astype(np.float64) < -1.0 / np.arange(1, 8)[:, None]).any()
+    assert Coefficients(edge).is_convex
+    assert Coefficients(edge.astype(np.float64).tolist()).is_convex
+    # One float32 ulp further out per order is still within the tolerance...
+    nudged = np.nextafter(edge, np.float32(-np.inf))
+    assert Coefficients(nudged).is_convex
+    # ...but clearly outside is outside, at every order.
+    for m in range(1, 8):
+        outside = edge.astype(np.float64)
+        outside[m - 1, 1] = -1.0 / m * (1 + 1e-5)
+        assert not Coefficients(outside).is_convex, m

@@ -135,3 +135,50 @@ def test_bad_coefficients():
         ptloss_tf.proxy_teacher(p, [1.0, 1.0])
     with pytest.raises(ValueError, match="NaN"):
         ptloss_tf.proxy_teacher(p, [[np.nan, 1.0]])
+
+
+def test_float32_box_edge_is_solved_on_the_edge(rng):
+    # Before: `float32(-1/m)` lies below -1/m, so K = 3 coefficients exactly
+    # at the box's corner, stored as float32, were refused as non-convex.
+    order, num_classes = 5, 3
+    corner = -1.0 / np.arange(1, order + 1)[:, None] * np.ones((1, num_classes))
+    eta32 = corner.astype(np.float32)
+    assert (eta32.astype(np.float64) < corner).any()
+    p = rng.dirichlet(np.ones(num_classes), size=6)
+    q = ptloss_tf.proxy_teacher(p, eta32).numpy()
+    for n in range(len(p)):
+        np.testing.assert_allclose(q[n], reference.proxy_teacher_kkt(p[n], corner), atol=1e-5)
+    # Clearly outside the box is still refused for K > 2.
+    outside = corner.copy()
+    outside[2, 1] = -1.0 / 3 - 1e-5
+    with pytest.raises(ValueError, match="convex box"):
+        ptloss_tf.proxy_teacher(p, outside)
+
+
+def test_new_shapes_do_not_retrace(rng):
+    # Before: every new batch shape retraced the solver's tf.function and
+    # TensorFlow logged "... triggered tf.function retracing" from the 5th.
+    import logging
+
+    import tensorflow as tf
+
+    messages = []
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = Collect(level=logging.WARNING)
+    tf.get_logger().addHandler(handler)
+    try:
+        for n, k, s in [(3, 3, 1), (5, 3, 2), (7, 4, 1), (9, 2, 3), (11, 3, 1), (13, 4, 2)]:
+            p = rng.dirichlet(np.ones(k), size=n)
+            q = ptloss_tf.proxy_teacher(p, np.stack([_convex_eta(rng, 2, k) for _ in range(s)]))
+            assert q.shape == (s, n, k)
+        for n in (3, 5, 7, 9, 11, 13):  # K = 2 outside the box: the global solver
+            p = rng.dirichlet(np.ones(2), size=n)
+            assert ptloss_tf.proxy_teacher(p, [[-2.0, 1.0], [0.5, -1.5]]).shape == (n, 2)
+    finally:
+        tf.get_logger().removeHandler(handler)
+    retracing = [m for m in messages if "retracing" in m]
+    assert not retracing, retracing[0]

@@ -247,7 +247,7 @@ def test_predict_writes_teacher_outputs_equal_to_keras(exported, tmp_path):
 def test_bad_input_is_a_one_line_error_and_writes_nothing(tmp_path, capsys, case, message):
     path, _, _ = _pair_student(tmp_path, with_preprocessor=case != "no_preprocessor")
     base = tmp_path / "serving"
-    args = [str(path), "--base-path", str(base), "--name", "m", "--no-verify",
+    args = [str(path), "--base-path", str(base), "--name", "m", "--no-verify", "--pair",
             "--class-names", "a", "b", "c"]
     if case == "missing":
         args[0] = str(tmp_path / "nope.keras")
