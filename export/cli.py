@@ -9,6 +9,10 @@ import argparse
 import re
 import sys
 
+from ptloss_tf.console import ArgumentParser
+from ptloss_tf.console import framework_logging_requested
+from ptloss_tf.console import quiet_framework
+
 
 def _option(parser, container, *names, **kwargs):
     """`container.add_argument`, recording the option's flag in `parser.flags`
@@ -25,7 +29,10 @@ def _option(parser, container, *names, **kwargs):
 
 
 def _parser(prog, description):
-    parser = argparse.ArgumentParser(prog=prog, description=description)
+    # One-line usage errors (console.ArgumentParser); `_option` writes the
+    # defaults into the help texts itself.
+    parser = ArgumentParser(prog=prog, description=description,
+                            formatter_class=argparse.HelpFormatter)
     parser.flags = {}
     return parser
 
@@ -67,6 +74,8 @@ def export_parser():
                  "the absolute --base-path)")
     _option(parser, parser, "--no-verify", action="store_true",
             help="skip the verification run after exporting")
+    _option(parser, parser, "--verbose", action="store_true",
+            help="also show TensorFlow's own logging (hidden by default)")
     return parser
 
 
@@ -86,6 +95,8 @@ def verify_parser():
                  "temporary directory, removed)")
     _option(parser, parser, "--atol", type=float, default=1e-5,
             help="tolerance on probabilities")
+    _option(parser, parser, "--verbose", action="store_true",
+            help="also show TensorFlow's own logging (hidden by default)")
     return parser
 
 
@@ -114,6 +125,8 @@ def predict_parser():
     _option(parser, parser, "--batch-size", type=int, default=64, help="rows per call")
     _option(parser, parser, "--overwrite", action="store_true",
             help="replace an existing --output")
+    _option(parser, parser, "--verbose", action="store_true",
+            help="also show TensorFlow's own logging (hidden by default)")
     return parser
 
 
@@ -130,6 +143,9 @@ def _verify(version_dir, student=None, requests_dir=None, atol=1e-5):
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
+        # Before anything imports TensorFlow: its start-up logging is off
+        # unless `--verbose` asks for it.
+        quiet_framework(show=framework_logging_requested(argv))
         if argv and argv[0] == "verify":
             args = verify_parser().parse_args(argv[1:])
             return _verify(args.version_dir, args.student, args.requests_dir, args.atol)

@@ -107,6 +107,7 @@ def predict_file(version_dir, input_path, output_path, text_fields=None, id_fiel
 
     from ptloss_tf.training.data.examples import load_file
     from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher_outputs import text_fingerprints
 
     metadata = md.read_metadata(version_dir)
     num_segments = metadata["num_segments"]
@@ -147,6 +148,8 @@ def predict_file(version_dir, input_path, output_path, text_fields=None, id_fiel
         class_names=class_names, split=split,
         teacher=model_name or f"{metadata['model_name']}/{metadata['model_version']}",
         metadata=provenance,
+        # Content fingerprints: ptloss-distill checks that these rows are its examples.
+        fingerprints=text_fingerprints(examples.texts),
     )
     outputs.save(output_path, overwrite=overwrite)
     return outputs

@@ -607,6 +607,9 @@ def run(config):
         "teacher": name, "fit_seconds": fitted - start, "predict_seconds": predicted - fitted,
         "wall_seconds": time.time() - start, "epochs": int(config.epochs),
         "resumed": bool(state["resumed"]), "rows": rows, "accuracy": summary,
+        # What ptloss-export needs to serve teacher.keras without flags.
+        "class_names": list(class_names), "num_segments": len(examples["train"].texts),
+        "text_fields": list(config.text_fields) if config.task == "file" else None,
     })
     state["finished"] = True
     _write_state(config, state)
