@@ -188,7 +188,7 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
 
     out = tmp_path / "out"
     command = [sys.executable, "-m", "ptloss_tf.training", *TINY, "--epochs", "3",
-               "--output-dir", str(out)]
+               "--loss", "kl", "ptloss", "--output-dir", str(out)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=env)

@@ -56,3 +56,17 @@ def test_a_bad_label_is_found_before_the_output_directory_exists(tmp_path):
         "ptloss-distill: error: test.tsv:3: label 'positive' in column 'label' is not one "
         "of the class names ['neg', 'pos']")
     assert not (tmp_path / "run").exists()
+
+
+def test_help_shows_every_default():
+    from ptloss_tf.training.config import build_parser
+    from ptloss_tf.training.teacher import build_parser as teacher_parser
+
+    text = " ".join(build_parser().format_help().split())
+    for expected in ("--task {synthetic,sst2,mnli,boolq,rte,file} (default: synthetic)",
+                     "--synthetic-train SYNTHETIC_TRAIN (default: 4000)",
+                     "--label-field LABEL_FIELD --task file: the label column (default: label)",
+                     "--calibration {temperature,bias,vector}"):
+        assert expected in text, expected
+    teacher = " ".join(teacher_parser().format_help().split())
+    assert "--epochs EPOCHS (default: " in teacher and "--no-header" in teacher
