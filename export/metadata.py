@@ -24,6 +24,8 @@ import hashlib
 import json
 import os
 
+from ptloss_tf.io_utils import file_sha256
+
 METADATA_FILE = "ptloss_metadata.json"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -125,12 +127,8 @@ def vocabulary_hash(tokens):
     return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
 
 
-def file_hash(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+#: sha256 of a file (`ptloss_tf.io_utils.file_sha256`).
+file_hash = file_sha256
 
 
 def read_samples(path, num_segments):

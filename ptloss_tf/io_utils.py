@@ -54,6 +54,56 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+def publish_file(tmp, path):
+    """Moves a finished temporary file `tmp` onto `path` atomically.
+
+    For files another library writes (a Keras `model.save`, `save_weights`)
+    to a temporary name beside `path`: the file is synced to disk, given the
+    permissions an ordinary `open(path, "w")` would give (the user's umask;
+    `mkstemp` and some writers create 0o600), renamed over `path` and the
+    directory synced. On any error `tmp` is removed and the error raised;
+    `path` keeps its old content.
+
+    Example:
+    >>> import tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> tmp, path = os.path.join(directory, "m.tmp"), os.path.join(directory, "m.bin")
+    >>> _ = open(tmp, "w").write("weights")
+    >>> publish_file(tmp, path)
+    >>> open(path).read(), os.path.exists(tmp)
+    ('weights', False)
+    """
+    try:
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(os.path.dirname(os.path.abspath(path)))
+
+
+def file_sha256(path):
+    """Hex sha256 of a file's bytes, read in 1 MiB blocks.
+
+    Example:
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "x")
+    >>> _ = open(path, "wb").write(b"abc")
+    >>> file_sha256(path)[:16]
+    'ba7816bf8f01cfea'
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def atomic_write_text(path, text):
     """Writes `text` to a temporary file beside `path`, then renames it.
 
@@ -75,15 +125,10 @@ def atomic_write_text(path, text):
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        os.unlink(tmp)
         raise
-    _fsync_directory(directory)
+    publish_file(tmp, path)
 
 
 def json_default(value):

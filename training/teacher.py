@@ -50,7 +50,6 @@ which any distillation can use (slow: 67k rows on SST-2).
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -62,7 +61,8 @@ import numpy as np
 from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
 from ptloss_tf.console import ArgumentParser
 from ptloss_tf.io_utils import atomic_write_json
-from ptloss_tf.io_utils import current_umask
+from ptloss_tf.io_utils import file_sha256
+from ptloss_tf.io_utils import publish_file
 from ptloss_tf.training.preflight import check_preset
 from ptloss_tf.training.splits import hidden_test_labels
 from ptloss_tf.training.splits import plan_train_rows
@@ -240,11 +240,6 @@ def predict_logits(model, examples, preprocessor, batch_size):
     return logits
 
 
-def _fsync_file(path):
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def save_teacher(model, preprocessor, path):
     """Saves the teacher for inference, with its preprocessor attached.
 
@@ -260,13 +255,11 @@ def save_teacher(model, preprocessor, path):
     tmp = path + ".tmp.keras"
     try:
         copy.save(tmp)
-        _fsync_file(tmp)
-        os.chmod(tmp, 0o666 & ~current_umask())
-        os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+    publish_file(tmp, path)
 
 
 def default_teacher_name(preset):
@@ -326,12 +319,7 @@ def run_options(config):
     return options
 
 
-def _sha256(path):
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+_sha256 = file_sha256
 
 
 def _refuse_existing(config, splits):
@@ -417,8 +405,7 @@ def _backup(config, state, teacher, epochs_done):
     path = os.path.join(directory, name)
     tmp = os.path.join(directory, "writing.weights.h5")
     teacher.save_weights(tmp, overwrite=True)
-    _fsync_file(tmp)
-    os.replace(tmp, path)
+    publish_file(tmp, path)
     previous = state.get("backup")
     state.update(epochs_done=int(epochs_done), backup=name,
                  seed_states=[np.asarray(v).tolist() for v in _seed_states(teacher)])
