@@ -89,6 +89,52 @@ def classification_metrics(labels, predictions, class_names):
     return report
 
 
+def reliability_bins(probs, labels, num_bins=10):
+    """A reliability diagram's data: per confidence bin, the mean confidence
+    (max probability), the accuracy and the count.
+
+    Bins split [0, 1] into `num_bins` equal parts (a confidence of exactly 1
+    falls in the last); unlabeled rows (-1) are left out; empty bins have
+    count 0 and None (JSON null) as confidence and accuracy. The count-weighted mean of
+    `|accuracy - confidence|` over the bins is the ECE.
+
+    Args:
+        probs: `[N, K]` probabilities.
+        labels: `[N]` class indices, -1 = unlabeled.
+        num_bins: number of equal-width bins.
+
+    Returns:
+        `{"edges": [num_bins + 1], "confidence": [num_bins], "accuracy":
+        [num_bins], "count": [num_bins]}` of plain floats / ints.
+
+    Example:
+    >>> bins = reliability_bins([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8]], [0, 1, 1], num_bins=2)
+    >>> bins["count"], bins["accuracy"], [c and round(c, 4) for c in bins["confidence"]]
+    ([0, 3], [None, 0.6666666666666666], [None, 0.7667])
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels).astype(np.int64).reshape(-1)
+    if probs.ndim != 2 or probs.shape[0] != labels.shape[0]:
+        raise ValueError(f"probs must be [N, K] with N = len(labels) = {labels.shape[0]}, "
+                         f"got shape {probs.shape}.")
+    if int(num_bins) < 1:
+        raise ValueError(f"num_bins must be at least 1, got {num_bins}.")
+    labelled = labels >= 0
+    probs, labels = probs[labelled], labels[labelled]
+    confidence = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == labels
+    edges = np.linspace(0.0, 1.0, int(num_bins) + 1)
+    index = np.clip(np.digitize(confidence, edges[1:-1], right=False), 0, int(num_bins) - 1)
+    bins = {"edges": edges.tolist(), "confidence": [], "accuracy": [], "count": []}
+    for b in range(int(num_bins)):
+        members = index == b
+        n = int(members.sum())
+        bins["count"].append(n)
+        bins["confidence"].append(float(confidence[members].mean()) if n else None)
+        bins["accuracy"].append(float(correct[members].mean()) if n else None)
+    return bins
+
+
 def _check(labels, predictions, num_classes):
     labels = np.asarray(labels).astype(np.int64).reshape(-1)
     predictions = np.asarray(predictions).astype(np.int64).reshape(-1)

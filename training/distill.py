@@ -33,7 +33,10 @@ Output directory contract (`--output-dir`):
 * `<method>/student.keras` for each method, `<method>/result.json`,
   `<method>/history.json`, `<method>/timings.json`, TensorBoard logs in
   `<method>/logs`
-* `learning_curves.png`
+* `report.png`: test accuracy and KL(p* || student) (real tasks: NLL) per
+  method with the teacher's (and Bayes) values, reliability diagrams,
+  validation accuracy and NLL per epoch (`report_figure`)
+* `learning_curves.png`: validation accuracy and NLL per epoch
 * `samples.json`: a few test examples (texts, labels): the inputs
   `ptloss-export` uses for warmup requests and verification.
 * `run_state.json`: what has finished, so the same command resumes an
@@ -49,11 +52,12 @@ from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.training.coefficient_search import choose_coefficients
 from ptloss_tf.training.methods import CALIBRATED
 from ptloss_tf.training.preflight import check_config
-from ptloss_tf.training.report import plot_learning_curves
 from ptloss_tf.training.report import print_table
 from ptloss_tf.training.report import single_class_notes
 from ptloss_tf.training.report import teacher_report
 from ptloss_tf.training.report import write_samples
+from ptloss_tf.training.report_figure import plot_learning_curves
+from ptloss_tf.training.report_figure import plot_report
 from ptloss_tf.training.run_directory import REPORT
 from ptloss_tf.training.run_directory import mark_finished
 from ptloss_tf.training.run_directory import prepare_output_dir
@@ -132,12 +136,15 @@ def _run(config):
     plot_learning_curves(output_dir, config.loss)
     write_samples(output_dir, splits.examples["test"])
     report = _report(config, splits, results, coefficients, search, teacher, strategy)
+    if "bayes_accuracy" in teacher:  # the synthetic task's ceiling (p* known)
+        report["bayes_accuracy"] = teacher["bayes_accuracy"]
     if calibration is not None:
         report.update(calibration=calibration.get_config(),
                       calibrated_teacher=calibrated_teacher)
     if calibrated_coefficients is not None:
         report.update(coefficients_calibrated=calibrated_coefficients.values.tolist(),
                       search_calibrated=calibrated_search)
+    plot_report(output_dir, report)
     report["wall_seconds"] = time.time() - start
     report["timings"] = _timings(output_dir, results, report["wall_seconds"],
                                  load_seconds=loaded - start, search_seconds=searched - loaded)

@@ -31,7 +31,7 @@ STATE = "run_state.json"
 #: Files of a run that `overwrite` replaces (besides the method folders).
 RUN_FILES = (REPORT, STATE, "coefficients.json", "search.json", "search.png",
              "calibration.json", "coefficients_calibrated.json", "search_calibrated.json",
-             "search_calibrated.png", "learning_curves.png", "samples.json")
+             "search_calibrated.png", "learning_curves.png", "report.png", "samples.json")
 #: Options that do not change results: not part of the fingerprint.
 UNFINGERPRINTED = ("output_dir", "overwrite", "verbose", "config")
 

@@ -10,6 +10,7 @@ import numpy as np
 
 import ptloss_tf
 from ptloss_tf.classification_report import classification_metrics
+from ptloss_tf.classification_report import reliability_bins
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import publish_file
 from ptloss_tf.probabilities import distance_to_p_star
@@ -178,6 +179,7 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     probs = softmax(np.asarray(distiller.predict(test.map(lambda x, y: x), verbose=0),
                                np.float32))
     result.update(prediction_metrics(probs, splits.examples["test"]))
+    result["reliability"] = reliability_bins(probs, splits.examples["test"].labels)
     if result["single_class_prediction"]:
         log(f"Warning: the {method} student predicts {single_class(result)!r} for every "
             "test example: it has learned no more than the class prior.")
