@@ -50,6 +50,10 @@ def _check_numbers(config):
     _at_least(config, "synthetic_classes", 2)
     _at_least(config, "sequence_length", 8)
     _at_least(config, "early_stopping_patience", 0)
+    if not 0.0 <= config.negation_rate <= 1.0:
+        raise ValueError(f"`negation_rate` must lie in [0, 1], got {config.negation_rate}.")
+    if not 0.0 <= config.warmup_fraction < 1.0:
+        raise ValueError(f"`warmup_fraction` must lie in [0, 1), got {config.warmup_fraction}.")
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"`dropout` must lie in [0, 1), got {config.dropout}.")
     for name in ("learning_rate", "temperature", "overconfidence"):

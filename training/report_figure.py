@@ -57,7 +57,10 @@ def _epoch_panels(axes, histories, colors):
                         marker="o", ms=3, color=colors[method], label=method)
     accuracy_ax.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
     nll_ax.set(xlabel="epoch", ylabel="NLL", title="validation NLL (against the labels)")
+    from matplotlib.ticker import MaxNLocator
+
     for ax in axes:
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
 
@@ -91,10 +94,13 @@ def _bars(ax, results, key, colors, title, ylabel, lines):
     if key == "accuracy" and finite:
         low, high = min(finite), max(finite)
         ax.set_ylim(max(0.0, low - 0.1 * max(high - low, 0.05) - 0.02), min(1.0, high + 0.03))
+    elif finite:
+        ax.set_ylim(0.0, 1.15 * max(finite))
     ax.set(title=title, ylabel=ylabel)
     ax.tick_params(axis="x", labelrotation=20, labelsize=7)
     if lines:
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3,
+                  frameon=False)
 
 
 def _reliability(ax, results, teacher, colors):

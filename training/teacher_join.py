@@ -366,6 +366,7 @@ def synthetic_splits(config):
         prior_shift=config.prior_shift,
         noise=config.teacher_noise,
         seed=config.seed,
+        negation_rate=config.negation_rate,
     )
     parts = {"train": task.train, "validation": task.validation, "test": task.test}
     return Splits(

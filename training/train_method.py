@@ -34,6 +34,35 @@ def learning_rate(config):
     return 5e-5 if config.preset else 2e-3
 
 
+def learning_rate_schedule(config, num_train):
+    """The optimizer's learning rate: `learning_rate(config)` held constant
+    (`--lr-schedule constant`), or (`cosine`, the default) a linear warmup
+    over the first `--warmup-fraction` of the steps to it, then a cosine
+    decay to 0 over the rest (what BERT recipes use; with a constant rate
+    the from-scratch student's training loss stalled and rose again).
+
+    The step count is `epochs * ceil(num_train / batch_size)`; length
+    buckets add a few partial batches per epoch, after which the rate stays
+    at 0's neighbourhood (`CosineDecay` holds its final value).
+
+    Example:
+    >>> from ptloss_tf.training.config import DistillConfig
+    >>> schedule = learning_rate_schedule(DistillConfig(epochs=2, batch_size=10), 100)
+    >>> [round(float(schedule(step)), 6) for step in (0, 2, 20)]
+    [0.0, 0.002, 0.0]
+    """
+    import keras
+
+    peak = learning_rate(config)
+    if config.lr_schedule == "constant":
+        return peak
+    steps = max(1, int(config.epochs) * -(-int(num_train) // int(config.batch_size)))
+    warmup = int(round(config.warmup_fraction * steps))
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0 if warmup else peak, decay_steps=max(1, steps - warmup),
+        alpha=0.0, warmup_target=peak if warmup else None, warmup_steps=warmup)
+
+
 def make_run_strategy(config):
     """The run's `tf.distribute` strategy, created once per run: several
     `MirroredStrategy` objects in one process clash (collective keys), and a
@@ -69,7 +98,8 @@ def build_distiller(method, config, splits, coefficients, strategy):
                          search_seed=config.search_seed)
         distiller = ptloss_tf.Distiller(student)
         distiller.compile(
-            optimizer=keras.optimizers.AdamW(learning_rate(config)),
+            optimizer=keras.optimizers.AdamW(
+                learning_rate_schedule(config, len(splits.examples["train"]))),
             distillation_loss=loss,
             student_loss_weight=config.student_loss_weight,
             jit_compile=False if config.no_xla else "auto",

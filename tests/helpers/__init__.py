@@ -23,3 +23,16 @@ def vocabulary(words):
     ['[MASK]', 'good', 'bad']
     """
     return list(SPECIAL_TOKENS) + list(words)
+
+
+def tiny_synthetic_task():
+    """The synthetic task of a `TINY_RUN` (sizes from `TINY_RUN`, the teacher
+    and task options from `ptloss-distill`'s defaults), built independently
+    of the CLI."""
+    from ptloss_tf.training.config import DEFAULTS
+    from ptloss_tf.training.synthetic import make_synthetic_task
+
+    return make_synthetic_task(
+        num_train=160, num_validation=80, num_test=80, seed=0,
+        overconfidence=DEFAULTS.overconfidence, prior_shift=DEFAULTS.prior_shift,
+        noise=DEFAULTS.teacher_noise, negation_rate=DEFAULTS.negation_rate)

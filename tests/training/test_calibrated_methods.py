@@ -10,14 +10,14 @@ import pytest
 import ptloss_tf
 from ptloss_tf.training.cli import main
 from ptloss_tf.training.methods import make_loss
-from ptloss_tf.training.synthetic import make_synthetic_task
 from tests.helpers import TINY_RUN
+from tests.helpers import tiny_synthetic_task
 
 pytestmark = pytest.mark.slow  # end-to-end runs
 
 
 def tiny_task():
-    return make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
+    return tiny_synthetic_task()
 
 
 def test_default_run_recalibrates_on_the_validation_split(tiny_run):

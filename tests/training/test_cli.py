@@ -16,6 +16,7 @@ from ptloss_tf.training.cli import main
 pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
 
 from tests.helpers import TINY_RUN as TINY
+from tests.helpers import tiny_synthetic_task
 
 
 @pytest.fixture
@@ -44,13 +45,11 @@ def test_output_directory_contract(finished_run):
 
 
 def test_saved_student_carries_its_preprocessor_and_samples_are_test_rows(finished_run):
-    from ptloss_tf.training.synthetic import make_synthetic_task
-
     with open(finished_run / "report.json") as f:
         report = json.load(f)
     with open(finished_run / "samples.json") as f:
         samples = json.load(f)
-    task = make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
+    task = tiny_synthetic_task()
     assert samples["texts"] == [[t] for t in task.test.examples.texts[0][:8]]
     assert samples["labels"] == task.test.examples.labels[:8].tolist()
     assert report["class_names"] == list(task.test.examples.class_names)
@@ -65,9 +64,7 @@ def test_saved_student_carries_its_preprocessor_and_samples_are_test_rows(finish
 
 
 def test_coefficients_are_the_search_optimum_on_the_validation_split(finished_run):
-    from ptloss_tf.training.synthetic import make_synthetic_task
-
-    task = make_synthetic_task(num_train=160, num_validation=80, num_test=80, seed=0)
+    task = tiny_synthetic_task()
     result = ptloss_tf.search_coefficients(
         task.validation.teacher_probs, task.validation.examples.labels,
         order=2, num_candidates=8, seed=0, criterion="brier",
