@@ -97,9 +97,11 @@ def _run(config):
     # Everything that can fail on bad input fails before the output
     # directory exists: the options, then the data and teacher outputs.
     check_config(config)
+    log(describe_run(config))
     strategy = make_run_strategy(config)
     splits = load_splits(config, log=log)
     output_dir, state = prepare_output_dir(config, log=log)
+    log(f"Output directory: {output_dir}")
     for split in ("train", "validation", "test", *splits.extra_test_splits):
         check_probabilities(splits.teacher_probs[split], name=f"teacher probabilities ({split})")
     teacher = teacher_report(splits)
@@ -149,8 +151,35 @@ def _run(config):
     report["timings"] = _timings(output_dir, results, report["wall_seconds"],
                                  load_seconds=loaded - start, search_seconds=searched - loaded)
     atomic_write_json(os.path.join(output_dir, REPORT), report)
-    log(f"\nWrote {os.path.join(output_dir, REPORT)} ({report['wall_seconds']:.0f} s).")
+    log(where_and_what_next(output_dir, report))
     return report
+
+
+def describe_run(config):
+    """The run's first log line: what is being done."""
+    if config.task == "synthetic":
+        task = (f"the embedded synthetic task (known p*; teacher over-confidence "
+                f"{config.overconfidence:g}, class-prior shift {config.prior_shift:g}, "
+                f"noise {config.teacher_noise:g})")
+    else:
+        task = f"task {config.task} with the teacher outputs in {config.teacher_outputs}"
+    return (f"ptloss-distill: distilling a keras-hub BERT student on {task}; methods "
+            f"{', '.join(config.loss)}; up to {config.epochs} epochs each.")
+
+
+def where_and_what_next(output_dir, report):
+    """The run's last log lines: where the files are and the command that
+    serves the student with the best *validation* accuracy (the test split
+    chooses nothing)."""
+    best = max(report["results"], key=lambda r: r.get("best_val_accuracy", float("-inf")))
+    name = report["task"] if report["task"] != "file" else "model"
+    student = os.path.join(output_dir, best["method"], "student.keras")
+    return (f"\nWrote {os.path.join(output_dir, REPORT)} (all numbers), "
+            f"{os.path.join(output_dir, 'report.png')} (figure) and "
+            f"<method>/student.keras in {output_dir} ({report['wall_seconds']:.0f} s).\n"
+            f"Best validation accuracy: {best['method']} "
+            f"({best.get('best_val_accuracy', float('nan')):.4f}). Serve it with TF-Serving:\n"
+            f"  ptloss-export {student} --base-path serving --name {name}")
 
 
 def _report(config, splits, results, coefficients, search, teacher, strategy):

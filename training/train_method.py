@@ -108,14 +108,38 @@ def build_distiller(method, config, splits, coefficients, strategy):
     return distiller, student, preprocessor
 
 
-def training_callbacks(config, method_dir, epoch_seconds):
+def epoch_line(method, epoch, epochs, logs, seconds):
+    """The compact progress line of one epoch (`--verbose 2`): the quantities
+    every method shares, not its own loss value.
+
+    Example:
+    >>> epoch_line("kl", 2, 6, {"loss": 0.13, "val_accuracy": 0.7062, "val_nll": 0.5615,
+    ...                         "val_teacher_agreement": 0.787}, 3.04)
+    '  kl epoch 3/6: val accuracy 0.7062, val NLL 0.5615, agreement with the teacher 0.7870 (3.0 s)'
+    """
+    parts = [f"val accuracy {logs['val_accuracy']:.4f}" if "val_accuracy" in logs else None,
+             f"val NLL {logs['val_nll']:.4f}" if "val_nll" in logs else None,
+             f"agreement with the teacher {logs['val_teacher_agreement']:.4f}"
+             if "val_teacher_agreement" in logs else None]
+    return (f"  {method} epoch {epoch + 1}/{epochs}: "
+            + ", ".join(p for p in parts if p) + f" ({seconds:.1f} s)")
+
+
+def training_callbacks(config, method_dir, epoch_seconds, method="", log=print):
     """Backup (resume), best-validation-accuracy checkpoint, early stopping,
-    TensorBoard, and each epoch's wall time appended to `epoch_seconds`."""
+    TensorBoard, each epoch's wall time appended to `epoch_seconds`, and
+    (`--verbose 2`) one compact line per epoch."""
     import keras
 
     from ptloss_tf.callbacks import AtomicBackupAndRestore
 
     started = []
+
+    def on_epoch_end(epoch, logs):
+        epoch_seconds.append(time.perf_counter() - started[-1])
+        if config.verbose == 2:
+            log(epoch_line(method, epoch, config.epochs, logs or {}, epoch_seconds[-1]))
+
     return [
         AtomicBackupAndRestore(os.path.join(method_dir, "backup")),
         keras.callbacks.ModelCheckpoint(os.path.join(method_dir, BEST_WEIGHTS),
@@ -126,8 +150,7 @@ def training_callbacks(config, method_dir, epoch_seconds):
         keras.callbacks.TensorBoard(os.path.join(method_dir, "logs")),
         keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
-            on_epoch_end=lambda epoch, logs: epoch_seconds.append(
-                time.perf_counter() - started[-1])),
+            on_epoch_end=on_epoch_end),
     ]
 
 
@@ -180,7 +203,7 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     train, validation, evaluations = run_datasets(config, splits, preprocessor)
     align_data_order_across_strategies(train, config)
     epoch_seconds = []
-    callbacks = training_callbacks(config, method_dir, epoch_seconds)
+    callbacks = training_callbacks(config, method_dir, epoch_seconds, method=method, log=log)
     log(f"\n== {method}: training {student.count_params():,} parameters for up to "
         f"{config.epochs} epochs on {strategy.num_replicas_in_sync} replica(s) "
         f"({type(strategy).__name__}, dtype policy {keras.config.dtype_policy().name}) ==")
@@ -189,7 +212,9 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
         # Bucketed datasets have unknown cardinality; Keras warns at each epoch end.
         warnings.filterwarnings("ignore", message="Your input ran out of data")
         history = distiller.fit(train, validation_data=validation, epochs=config.epochs,
-                                callbacks=callbacks, verbose=min(config.verbose, 2),
+                                # 2: our compact epoch line instead of Keras' own.
+                                callbacks=callbacks, verbose=1 if config.verbose == 1 else (
+                                    2 if config.verbose >= 3 else 0),
                                 shuffle=False)
     train_seconds = time.time() - start
     best_path = os.path.join(method_dir, BEST_WEIGHTS)
