@@ -179,6 +179,70 @@ def distances(probs, p_star, labels):
     }
 
 
+# -- teacher recalibration (the user's first alternative) ----------------------
+
+#: `ptloss_tf.calibrate_teacher` methods the study compares.
+CALIBRATIONS = ("temperature", "bias", "vector")
+CALIBRATION_DIR = os.path.join(RESULTS, "calibration")
+SEARCH_CALIBRATED_DIR = os.path.join(RESULTS, "search_calibrated")
+
+
+def calibration(teacher, seed, method):
+    """`(TeacherCalibration, record)`: the teacher recalibrated on the
+    validation split (cached as JSON with the calibrated teacher's test
+    distances to p*, no training)."""
+    import ptloss_tf
+
+    path = os.path.join(CALIBRATION_DIR, f"{teacher}__s{seed}__{method}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            record = json.load(f)
+        return ptloss_tf.TeacherCalibration.from_config(record["config"]), record
+    task, _ = get_task(teacher, seed)
+    start = time.time()
+    fitted = ptloss_tf.calibrate_teacher(task.validation.teacher_probs,
+                                         task.validation.examples.labels, method=method)
+    record = {"teacher": teacher, "seed": seed, "method": method,
+              "fit_seconds": time.time() - start, "config": fitted.get_config(),
+              "test": distances(fitted(task.test.teacher_probs), task.test.p_star,
+                                task.test.examples.labels),
+              "raw_teacher_test": distances(task.test.teacher_probs, task.test.p_star,
+                                            task.test.examples.labels)}
+    atomic_write_json(path, record)
+    return fitted, record
+
+
+def search_calibrated(teacher, seed, order, method):
+    """The Proxy Teacher search on the recalibrated teacher's validation
+    probabilities (`ptloss_calibrated`), cached like `search`; records the
+    chosen proxy teachers' test distances to p*."""
+    path = os.path.join(SEARCH_CALIBRATED_DIR, f"{teacher}__s{seed}__M{order}__{method}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    import ptloss_tf
+
+    task, _ = get_task(teacher, seed)
+    fitted, _ = calibration(teacher, seed, method)
+    start = time.time()
+    res = ptloss_tf.search_coefficients(
+        fitted(task.validation.teacher_probs).astype(np.float32),
+        task.validation.examples.labels, order=order, num_candidates=NUM_CANDIDATES,
+        seed=seed, criterion="brier")
+    out = {"teacher": teacher, "seed": seed, "order": order, "calibration": method,
+           "search_seconds": time.time() - start, "chosen": {}}
+    p_t = fitted(task.test.teacher_probs)
+    for crit, scores in res.scores.items():
+        i = int(np.argmin(scores))
+        eta = np.asarray(res.candidates[i], dtype=np.float64)
+        proxy = np.asarray(ptloss_tf.proxy_teacher(p_t, ptloss_tf.Coefficients(eta)))
+        out["chosen"][crit] = {"index": i, "eta": eta.tolist(),
+                               "proxy_test": distances(proxy, task.test.p_star,
+                                                       task.test.examples.labels)}
+    atomic_write_json(path, out)
+    return out
+
+
 # -- methods ------------------------------------------------------------------
 #
 # A method is "<kind>[:<param>...]", the kind a loss registry name
@@ -251,6 +315,9 @@ def coefficients_for(method, teacher, seed, num_classes):
     if kind == "ptloss":
         crit, order = p[0], int(p[1])
         return np.asarray(search(teacher, seed, order)["chosen"][crit]["eta"])
+    if kind == "ptloss_calibrated":
+        cal, crit, order = p[0], p[1], int(p[2])
+        return np.asarray(search_calibrated(teacher, seed, order, cal)["chosen"][crit]["eta"])
     if kind == "ptloss_random":
         return np.asarray(ptloss_tf.random_coefficients(int(p[0]), num_classes, seed=seed).values)
     return None
@@ -259,19 +326,21 @@ def coefficients_for(method, teacher, seed, num_classes):
 def loss_key(method):
     """Methods sharing a key share one compiled Distiller (same loss graph)."""
     kind, p = parse_method(method)
-    if kind in ("ptloss", "ptloss_random"):
+    if kind in ("ptloss", "ptloss_random", "ptloss_calibrated"):
         return f"ptloss_M{p[-1]}"
+    if kind == "kl_calibrated":
+        return "kl"
     return canonical_method(method)
 
 
 def make_loss(method, num_classes):
     kind, p = parse_method(method)
-    if kind in ("ptloss", "ptloss_random"):
+    if kind in ("ptloss", "ptloss_random", "ptloss_calibrated"):
         # Coefficients in a variable: one traced step serves every coefficient
         # set of the same order (re-tracing costs 10-15 s, a training ~5 s).
         return get_loss("ptloss", coefficients=np.zeros((int(p[-1]), num_classes)),
                         from_logits=True, variable_coefficients=True)
-    if kind == "kl":
+    if kind in ("kl", "kl_calibrated"):
         return get_loss("kl", from_logits=True)
     if kind in FAMILY_PARAMETER:
         return get_loss(kind, from_logits=True, **{FAMILY_PARAMETER[kind]: float(p[0])})
@@ -360,7 +429,11 @@ def train_one(teacher, seed, method, epochs=None, verbose=0):
     if eta is not None:
         loss.set_coefficients(eta)
     keras.utils.set_random_seed(seed)
-    y_train = {"teacher_probs": task.train.teacher_probs.astype(np.float32),
+    targets = task.train.teacher_probs
+    kind, p = parse_method(method)
+    if kind in ("kl_calibrated", "ptloss_calibrated"):
+        targets = calibration(teacher, seed, p[0])[0](targets)
+    y_train = {"teacher_probs": targets.astype(np.float32),
                "labels": task.train.examples.labels.astype(np.int32)}
     hist = distiller.fit(ids["train"], y_train, batch_size=TRAIN["batch_size"], epochs=epochs,
                          shuffle=True, verbose=verbose)

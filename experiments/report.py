@@ -50,7 +50,13 @@ NAMES = {
     "ptloss_random:5": "PT-random",
     "ptloss:brier:5": "PT-proxy (brier)",
     "ptloss:nll:5": "PT-proxy (nll)",
+    "kl_calibrated:temperature": "KL, recalibrated (temperature)",
+    "kl_calibrated:bias": "KL, recalibrated (bias)",
+    "kl_calibrated:vector": "KL, recalibrated (vector)",
+    "ptloss_calibrated:vector:brier:5": "PT-proxy (brier) on the vector-recalibrated teacher",
 }
+CALIBRATED_METHODS = ["kl_calibrated:temperature", "kl_calibrated:bias", "kl_calibrated:vector",
+                      "ptloss_calibrated:vector:brier:5"]
 FAMILY_NAMES = {"temperature": "temperature (selected)",
                 "label_smoothing": "label smoothing (selected)", "focal": "focal (selected)"}
 
@@ -79,6 +85,72 @@ def load_runs():
 
 def load_search():
     return _load_records(common.SEARCH_DIR, "order")
+
+
+def load_calibrations():
+    return _load_records(common.CALIBRATION_DIR, "method")
+
+
+def load_search_calibrated():
+    return _load_records(common.SEARCH_CALIBRATED_DIR, "calibration")
+
+
+def section_recalibration(runs, search, calibrations, search_cal):
+    """The recalibrated teacher (the user's first alternative): its distance to
+    p* without training, and the students distilled from it."""
+    lines = ["### Recalibrating the teacher instead (or first)", "",
+             "The Proxy Teacher is a map of the teacher's probabilities fitted on the labelled "
+             "validation split; so is ordinary recalibration (`ptloss_tf.calibrate_teacher`, "
+             "fitted by validation NLL): temperature `q ∝ p^(1/T)`, bias `q ∝ p·exp(b)` (a "
+             "class-prior correction), vector scaling `q ∝ exp(a·log p + b)`. "
+             "`python -m experiments.study --phases calibration calibrated`.", "",
+             "#### No training: KL(p* ‖ ·) on the test split of each map of the teacher "
+             "(mean ± std over seeds)", "",
+             "| teacher | raw teacher | proxy (brier, M=5) | temperature | bias | vector | "
+             "proxy (brier) of the vector-recalibrated teacher |", "|---|---|---|---|---|---|---|"]
+    for t in TEACHERS:
+        cols = [fmt([calibrations[(t, s_, "vector")]["raw_teacher_test"]["kl_to_p_star"]
+                     for s_ in SEEDS if (t, s_, "vector") in calibrations], 1, 4),
+                fmt([search[(t, s_, 5)]["chosen"]["brier"]["proxy_test"]["kl_to_p_star"]
+                     for s_ in SEEDS if (t, s_, 5) in search], 1, 4)]
+        for c in common.CALIBRATIONS:
+            cols.append(fmt([calibrations[(t, s_, c)]["test"]["kl_to_p_star"]
+                             for s_ in SEEDS if (t, s_, c) in calibrations], 1, 4))
+        cols.append(fmt([search_cal[(t, s_, "vector")]["chosen"]["brier"]["proxy_test"][
+            "kl_to_p_star"] for s_ in SEEDS if (t, s_, "vector") in search_cal], 1, 4))
+        lines.append(f"| {t} | " + " | ".join(cols) + " |")
+    methods = ["kl", "ptloss:brier:5"] + CALIBRATED_METHODS
+    lines += [""] + metric_table(runs, None, methods, "accuracy",
+                                 "Students: accuracy (%) against the sampled test labels", 100, 2,
+                                 best_col=False)
+    lines += [""] + metric_table(runs, None, methods, "kl_to_p_star",
+                                 "Students: KL(p* ‖ student) (nats)", 1, 4, best_col=False)
+    lines += ["", "#### Paired differences pooled by bias type (accuracy points; Wilcoxon p, "
+              "pairs; ΔKL(p*‖student))", "",
+              "| group | KL recal. (vector) − KL | PT (brier) − KL recal. (vector) | "
+              "PT on recal. (vector) − KL recal. (vector) | KL recal. (temperature) − KL | "
+              "KL recal. (bias) − KL |", "|---|---|---|---|---|---|"]
+    pairs = [("kl_calibrated:vector", "kl"), ("ptloss:brier:5", "kl_calibrated:vector"),
+             ("ptloss_calibrated:vector:brier:5", "kl_calibrated:vector"),
+             ("kl_calibrated:temperature", "kl"), ("kl_calibrated:bias", "kl")]
+    for g, ts in GROUPS.items():
+        cols = []
+        for m1, m2 in pairs:
+            d, dk = [], []
+            for t in ts:
+                for s_ in SEEDS:
+                    if (t, s_, m1) in runs and (t, s_, m2) in runs:
+                        d.append(runs[(t, s_, m1)]["accuracy"] - runs[(t, s_, m2)]["accuracy"])
+                        dk.append(runs[(t, s_, m1)]["kl_to_p_star"]
+                                  - runs[(t, s_, m2)]["kl_to_p_star"])
+            if len(d) < 2:
+                cols.append("-")
+                continue
+            d = np.array(d)
+            w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+            cols.append(f"{100 * d.mean():+.2f} (p={p_str(w)}, n={len(d)}); ΔKL* {np.mean(dk):+.3f}")
+        lines.append(f"| {g} | " + " | ".join(cols) + " |")
+    return lines
 
 
 def vals(runs, teacher, method, key, seeds=SEEDS):
@@ -576,16 +648,22 @@ def section_bookkeeping(runs):
 
 def main():
     os.makedirs(FIG, exist_ok=True)
-    runs = load_runs()
+    all_runs = load_runs()
+    # The sections of the original study read its methods only; the
+    # recalibration section reads the calibrated ones (and the bookkeeping all).
+    runs = {k: r for k, r in all_runs.items()
+            if not common.parse_method(k[2])[0].endswith("_calibrated")}
     search = load_search()
     der = derived(runs)
     sel = selected_baselines(runs)
+    calibrations, search_cal = load_calibrations(), load_search_calibrated()
     body = []
     for sec in (lambda: section_headline(runs, sel), lambda: section_teachers(der, search), lambda: section_criterion_proxy(search),
+                lambda: section_recalibration(all_runs, search, calibrations, search_cal),
                 lambda: section_core(runs, sel), lambda: section_tests(runs, sel),
                 lambda: section_orders(runs), lambda: section_tvd(runs, der),
                 lambda: section_deviation(runs, der), lambda: section_grid(runs),
-                lambda: section_bookkeeping(runs)):
+                lambda: section_bookkeeping(all_runs)):
         body += sec() + [""]
     head = open(HEAD).read() if os.path.exists(HEAD) else "# Results\n"
     tail = open(TAIL).read() if os.path.exists(TAIL) else ""

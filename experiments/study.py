@@ -15,6 +15,10 @@ experiments/results/trainings/ and experiments/results/search/):
   orders     PTLoss proxy (deviation) and random at M=1..4 on common.ORDER_TEACHERS x seeds.
   grid       every value of the paper's temperature / smoothing / focal grids,
              every teacher, seed 0 only (selection on validation accuracy).
+  calibration  the teacher recalibrated on the validation split (temperature,
+             bias, vector scaling): no training, every teacher and seed.
+  calibrated   KL to each recalibrated teacher, and PTLoss (brier, M=5) on the
+             vector-scaled teacher: every teacher x seed.
   selected   for each teacher and family, the grid value with the best seed-0
              validation accuracy, on the remaining seeds: first the single best
              value over all families (the "best baseline"), then the other two.
@@ -85,6 +89,13 @@ def plan(phase, seeds):
     if phase == "orders":
         return [("train", t, s, m) for s in seeds for t in common.ORDER_TEACHERS
                 for o in (1, 2, 3, 4) for m in (f"ptloss:deviation:{o}", f"ptloss_random:{o}")]
+    if phase == "calibration":
+        return [("calibration", t, s, c) for s in seeds for t in teachers
+                for c in common.CALIBRATIONS]
+    if phase == "calibrated":
+        # method-major: kl_calibrated shares kl's traced step, ptloss_calibrated ptloss's
+        return [("train", t, s, m) for m in [f"kl_calibrated:{c}" for c in common.CALIBRATIONS]
+                + ["ptloss_calibrated:vector:brier:5"] for s in seeds for t in teachers]
     if phase == "grid":
         # method-major: one traced training step per grid value
         return [("train", t, 0, m) for m in common.grid_methods() for t in teachers]
@@ -134,6 +145,10 @@ def main():
             if deadline and dt.datetime.now(dt.timezone.utc) > deadline:
                 print("deadline reached; stopping", flush=True)
                 return
+            if kind == "calibration":
+                _, record = common.calibration(t, s, m)
+                print(f"  calibration {t} s{s} {m}: {record['fit_seconds']:.2f}s", flush=True)
+                continue
             if kind == "search":
                 path = os.path.join(common.SEARCH_DIR, f"{t}__s{s}__M{m}.json")
                 if os.path.exists(path):
