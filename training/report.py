@@ -88,6 +88,8 @@ def print_table(results, teacher, log=print, calibrated_teacher=None):
     log("-" * len(header))
     for r in references:
         log(row(r))
+    if "accuracy_mismatched" in teacher:
+        log(f"teacher: mismatched accuracy {teacher['accuracy_mismatched']:.4f}")
     if "label_counts" in teacher:
         log("test labels per class: " + _counts(teacher["label_counts"]))
     for label, r in [(r["method"], r) for r in results] + [("teacher", teacher)]:

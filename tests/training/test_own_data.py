@@ -350,3 +350,6 @@ def test_own_files_teacher_then_distillation_in_subprocesses(tmp_path):
     assert single is False
     assert single == any("predicts one class" in note for note in report["notes"])
     assert ("predicts a single class" in result.stdout) == single
+    # The last line: the export command of the (only) student.
+    assert result.stdout.strip().splitlines()[-1] == (
+        "  ptloss-export run/kl/student.keras --base-path serving --name model")
