@@ -63,3 +63,22 @@ def test_proxy_teacher_line_gives_the_array_it_documents():
     assert isinstance(proxy, np.ndarray) and proxy.dtype == np.float64
     assert proxy.shape == (5, 3)
     np.testing.assert_allclose(proxy.sum(1), 1.0, atol=1e-12)
+
+
+def test_calibration_snippet_runs_and_writes_its_json(tmp_path, monkeypatch):
+    code = _block_with("ptloss_tf.calibrate_teacher(")
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(400, 2)) * 2.0
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    labels = (rng.random(400) < probs[:, 1]).astype(int)
+    over = np.exp(2.5 * logits) / np.exp(2.5 * logits).sum(1, keepdims=True)
+    namespace = {"ptloss_tf": ptloss_tf, "val_teacher_probs": over, "val_labels": labels,
+                 "train_teacher_probs": over[:50]}
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "README.md (calibrate_teacher)", "exec"), namespace)
+    targets = namespace["targets"]
+    np.testing.assert_allclose(targets.sum(1), 1.0, atol=1e-12)
+    calibration = namespace["calibration"]
+    assert calibration.validation_nll_after < calibration.validation_nll_before
+    restored = ptloss_tf.TeacherCalibration.from_json((tmp_path / "calibration.json").read_text())
+    assert restored == calibration
