@@ -11,7 +11,8 @@ Output directory contract (`--output-dir`):
 * `report.json`: `{"task", "class_names", "num_segments", "results":
   [{"method", "accuracy", "nll", "ece", "teacher_agreement", "replicas",
   ...}], "coefficients": [[...]], "teacher": {"accuracy", ...}, "notes",
-  "config": {...}, "hardware": {"strategy", "replicas", "dtype_policy"},
+  "config": {...}, "hardware": {"strategy", "replicas", "dtype_policy",
+  "keras_backend"},
   "wall_seconds", "timings": {"wall_seconds", "load_seconds",
   "search_seconds", "methods": {METHOD: {"train_seconds", "epochs_run",
   "epoch_seconds"}}}}`. MNLI with `validation_mismatched.jsonl` among the
@@ -199,7 +200,8 @@ def _report(config, splits, results, coefficients, search, teacher, strategy):
         "config": config.to_dict(),
         "hardware": {"strategy": type(strategy).__name__,
                      "replicas": int(strategy.num_replicas_in_sync),
-                     "dtype_policy": keras.config.dtype_policy().name},
+                     "dtype_policy": keras.config.dtype_policy().name,
+                     "keras_backend": keras.backend.backend()},
     }
 
 
