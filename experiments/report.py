@@ -136,21 +136,26 @@ def section_recalibration(runs, search, calibrations, search_cal):
     for g, ts in GROUPS.items():
         cols = []
         for m1, m2 in pairs:
-            d, dk = [], []
-            for t in ts:
-                for s_ in SEEDS:
-                    if (t, s_, m1) in runs and (t, s_, m2) in runs:
-                        d.append(runs[(t, s_, m1)]["accuracy"] - runs[(t, s_, m2)]["accuracy"])
-                        dk.append(runs[(t, s_, m1)]["kl_to_p_star"]
-                                  - runs[(t, s_, m2)]["kl_to_p_star"])
-            if len(d) < 2:
-                cols.append("-")
-                continue
-            d = np.array(d)
-            w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-            cols.append(f"{100 * d.mean():+.2f} (p={p_str(w)}, n={len(d)}); ΔKL* {np.mean(dk):+.3f}")
+            cols.append(pooled_difference(runs, [(t, m1, m2) for t in ts]))
         lines.append(f"| {g} | " + " | ".join(cols) + " |")
     return lines
+
+
+def pooled_difference(runs, comparisons):
+    """One table cell: mean (m1 − m2) test accuracy in points over every seed
+    of every `(teacher, m1, m2)` where both ran, its Wilcoxon p and pair
+    count, and the mean ΔKL(p*‖student); "-" with fewer than 2 pairs."""
+    d, dk = [], []
+    for t, m1, m2 in comparisons:
+        for s_ in SEEDS:
+            if (t, s_, m1) in runs and (t, s_, m2) in runs:
+                d.append(runs[(t, s_, m1)]["accuracy"] - runs[(t, s_, m2)]["accuracy"])
+                dk.append(runs[(t, s_, m1)]["kl_to_p_star"] - runs[(t, s_, m2)]["kl_to_p_star"])
+    if len(d) < 2:
+        return "-"
+    d = np.array(d)
+    w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
+    return f"{100 * d.mean():+.2f} (p={p_str(w)}, n={len(d)}); ΔKL* {np.mean(dk):+.3f}"
 
 
 def vals(runs, teacher, method, key, seeds=SEEDS):
@@ -287,21 +292,7 @@ def section_headline(runs, sel):
     for g, ts in GROUPS.items():
         cols = []
         for _, f in methods:
-            d, dk = [], []
-            for t in ts:
-                m = f(t)
-                if not m:
-                    continue
-                for s_ in SEEDS:
-                    if (t, s_, m) in runs and (t, s_, "kl") in runs:
-                        d.append(runs[(t, s_, m)]["accuracy"] - runs[(t, s_, "kl")]["accuracy"])
-                        dk.append(runs[(t, s_, m)]["kl_to_p_star"] - runs[(t, s_, "kl")]["kl_to_p_star"])
-            if len(d) < 2:
-                cols.append("-")
-                continue
-            d = np.array(d)
-            w = stats.wilcoxon(d).pvalue if np.any(d != 0) else 1.0
-            cols.append(f"{100 * d.mean():+.2f} (p={p_str(w)}, n={len(d)}); ΔKL* {np.mean(dk):+.3f}")
+            cols.append(pooled_difference(runs, [(t, f(t), "kl") for t in ts if f(t)]))
         lines.append(f"| {g} | " + " | ".join(cols) + " |")
     return lines
 
