@@ -24,8 +24,6 @@ import hashlib
 import json
 import os
 
-from ptloss_tf.io_utils import file_sha256
-
 METADATA_FILE = "ptloss_metadata.json"
 ASSETS_EXTRA = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -125,10 +123,6 @@ def _read_json(path):
 def vocabulary_hash(tokens):
     """sha256 of the vocabulary, one token per line (as in vocab.txt)."""
     return hashlib.sha256("\n".join(tokens).encode("utf-8")).hexdigest()
-
-
-#: sha256 of a file (`ptloss_tf.io_utils.file_sha256`).
-file_hash = file_sha256
 
 
 def read_samples(path, num_segments):

@@ -25,6 +25,7 @@ import tempfile
 import numpy as np
 
 from ptloss_tf.export import metadata as md
+from ptloss_tf.io_utils import file_sha256
 from ptloss_tf.export.models_config import write_models_config
 from ptloss_tf.export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT, make_signatures, text_input_names
 from ptloss_tf.export.student import keras_logits
@@ -210,7 +211,7 @@ def export_student(student_path, base_path, name, version=None, class_names=None
             "coefficients": (info["report"] or {}).get("coefficients"),
             "training": info["report"],
             "student": {"path": os.path.abspath(student_path),
-                        "sha256": md.file_hash(student_path),
+                        "sha256": file_sha256(student_path),
                         "parameters": int(classifier.count_params())},
             "custom_ops": _custom_ops(saved),
             "signatures": [SERVING_DEFAULT, PREDICT_TOKEN_IDS],

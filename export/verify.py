@@ -28,6 +28,7 @@ import tempfile
 import numpy as np
 
 from ptloss_tf.export import metadata as md
+from ptloss_tf.io_utils import file_sha256
 from ptloss_tf.export.signatures import PREDICT_TOKEN_IDS, SERVING_DEFAULT
 
 CHECK_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "serving_check.py")
@@ -74,7 +75,7 @@ def _reference(metadata, student):
     recorded = metadata["reference"]
     path = student or metadata["student"]["path"]
     if student is None and not (os.path.isfile(path)
-                                and md.file_hash(path) == metadata["student"]["sha256"]):
+                                and file_sha256(path) == metadata["student"]["sha256"]):
         return np.asarray(recorded["probabilities"]), "Keras outputs recorded at export"
     if not os.path.isfile(path):
         raise FileNotFoundError(f"student file not found: {path}")

@@ -114,8 +114,28 @@ def _log_softmax(z):
     return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
 
 
-def _nll_and_gradient(theta, log_p, labels, method):
-    """Mean NLL of the calibrated probabilities and its gradient in `theta`."""
+def nll_and_gradient(theta, log_p, labels, method):
+    """The objective `calibrate_teacher` minimises: the mean NLL of the
+    calibrated probabilities and its analytic gradient in `theta`.
+
+    Args:
+        theta: the free parameters, float64: `[1/T]` (`"temperature"`),
+            `bias[1:]` (`"bias"`), or `scale` then `bias[1:]` (`"vector"`,
+            `2K - 1` values).
+        log_p: `[N, K]` clipped teacher log-probabilities
+            (`clipped_log_probabilities`).
+        labels: `[N]` int class indices.
+        method: one of `METHODS`.
+
+    Returns:
+        `(nll, gradient)`, a float and an array shaped like `theta`.
+
+    Example:
+    >>> log_p = np.log([[0.9, 0.1], [0.2, 0.8]])
+    >>> nll, grad = nll_and_gradient(np.array([1.0]), log_p, np.array([0, 1]), "temperature")
+    >>> round(float(nll), 4), grad.shape   # (-log 0.9 - log 0.8) / 2 at T = 1
+    (0.1643, (1,))
+    """
     n, k = log_p.shape
     scale, bias = _unpack(theta, method, k)
     log_q = _log_softmax(scale * log_p + bias)
@@ -149,7 +169,7 @@ def _fit(log_p, labels, method):
         start = np.concatenate([np.ones(k), np.zeros(k - 1)])
         bounds = None
     result = scipy.optimize.minimize(
-        _nll_and_gradient, start, args=(log_p, labels, method), jac=True,
+        nll_and_gradient, start, args=(log_p, labels, method), jac=True,
         method="L-BFGS-B", bounds=bounds,
         # Tight tolerances: the problem is tiny and convex, and callers compare
         # NLLs of calibrations to ~1e-6; the default ftol (2.2e-9 relative)
@@ -158,8 +178,8 @@ def _fit(log_p, labels, method):
                  "maxfun": 20_000},
     )
     theta = np.asarray(result.x, dtype=np.float64)
-    nll_after, _ = _nll_and_gradient(theta, log_p, labels, method)
-    nll_start, _ = _nll_and_gradient(start, log_p, labels, method)
+    nll_after, _ = nll_and_gradient(theta, log_p, labels, method)
+    nll_start, _ = nll_and_gradient(start, log_p, labels, method)
     # L-BFGS-B may end with "ABNORMAL_TERMINATION_IN_LNSRCH" once the NLL is
     # flat to machine precision: that is convergence, not failure. A result
     # worse than the start or not finite is not.

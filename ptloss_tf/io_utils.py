@@ -85,6 +85,32 @@ def publish_file(tmp, path):
     _fsync_directory(os.path.dirname(os.path.abspath(path)))
 
 
+def save_atomically(save, tmp, path):
+    """Calls `save(tmp)` (a library's writer: `model.save`, `save_weights`),
+    then `publish_file(tmp, path)`; if `save` fails, `tmp` is removed and
+    `path` keeps its old content. `tmp` is a name beside `path` with the
+    extension the writer requires (`.keras`, `.weights.h5`).
+
+    Example:
+    >>> import tempfile
+    >>> directory = tempfile.mkdtemp()
+    >>> def write(name):
+    ...     with open(name, "w") as f:
+    ...         f.write("weights")
+    >>> path = os.path.join(directory, "m.bin")
+    >>> save_atomically(write, path + ".tmp", path)
+    >>> open(path).read(), sorted(os.listdir(directory))
+    ('weights', ['m.bin'])
+    """
+    try:
+        save(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    publish_file(tmp, path)
+
+
 def file_sha256(path):
     """Hex sha256 of a file's bytes, read in 1 MiB blocks.
 

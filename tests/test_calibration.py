@@ -357,15 +357,15 @@ def test_rows_are_renormalised_before_the_log():
 def test_analytic_gradient_matches_finite_differences(method):
     # The fit's gradient (private): a wrong one can still end at the minimum
     # by luck, or stop early; check it directly.
-    from ptloss_tf.calibration import _nll_and_gradient
+    from ptloss_tf.calibration import nll_and_gradient
 
     p, y = _misspecified(6, 400, 3)
     log_p = _log_p(p)
     size = {"temperature": 1, "bias": 2, "vector": 5}[method]
     theta = np.random.default_rng(7).uniform(0.2, 1.5, size)
-    analytic = _nll_and_gradient(theta, log_p, y, method)[1]
+    analytic = nll_and_gradient(theta, log_p, y, method)[1]
     numeric = scipy.optimize.approx_fprime(
-        theta, lambda t: _nll_and_gradient(t, log_p, y, method)[0], 1e-7)
+        theta, lambda t: nll_and_gradient(t, log_p, y, method)[0], 1e-7)
     np.testing.assert_allclose(analytic, numeric, atol=1e-5)
 
 

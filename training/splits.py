@@ -93,16 +93,34 @@ def plan_train_rows(num_train, num_validation, hidden_test, max_train_examples, 
     >>> len(plan["validation"]), len(plan["train"])
     (10, 90)
     """
+    hold = held_out_validation_rows(num_train, num_validation, hidden_test)
+    if hold is None:
+        return {"train": subsample_indices(num_train, max_train_examples, seed)}
+    rest = np.setdiff1d(np.arange(num_train), hold)  # sorted
+    return {"train": rest[subsample_indices(len(rest), max_train_examples, seed)],
+            "validation": hold}
+
+
+def held_out_validation_rows(num_train, num_validation, hidden_test):
+    """The sorted training rows held out as the validation split (see
+    `plan_train_rows`), or None when the validation split is a split of its
+    own. They depend on the split sizes only (seed `HOLDOUT_SEED`), never on
+    `--seed` or `--max-train-examples`.
+
+    Example:
+    >>> held_out_validation_rows(100, None, False).tolist() == sorted(
+    ...     np.random.default_rng(0).permutation(100)[:10].tolist())
+    True
+    >>> held_out_validation_rows(100, 8, False) is None
+    True
+    """
     if num_validation is None:
         held_out = held_out_rows(num_train)
     elif hidden_test:
         held_out = min(num_validation, num_train // 10)
     else:
-        return {"train": subsample_indices(num_train, max_train_examples, seed)}
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(num_train)
-    hold, rest = np.sort(order[:held_out]), np.sort(order[held_out:])
-    return {"train": rest[subsample_indices(len(rest), max_train_examples, seed)],
-            "validation": hold}
+        return None
+    return np.sort(np.random.default_rng(HOLDOUT_SEED).permutation(num_train)[:held_out])
 
 
 def rows_read(plan):

@@ -62,8 +62,9 @@ from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
 from ptloss_tf.console import ArgumentParser
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import file_sha256
-from ptloss_tf.io_utils import publish_file
+from ptloss_tf.io_utils import save_atomically
 from ptloss_tf.training.preflight import check_preset
+from ptloss_tf.training.splits import held_out_validation_rows
 from ptloss_tf.training.splits import hidden_test_labels
 from ptloss_tf.training.splits import plan_train_rows
 from ptloss_tf.training.splits import rows_read
@@ -252,14 +253,7 @@ def save_teacher(model, preprocessor, path):
     copy = model.__class__.from_config(model.get_config())
     copy.set_weights(model.get_weights())
     copy.preprocessor = preprocessor
-    tmp = path + ".tmp.keras"
-    try:
-        copy.save(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    publish_file(tmp, path)
+    save_atomically(copy.save, path + ".tmp.keras", path)
 
 
 def default_teacher_name(preset):
@@ -317,9 +311,6 @@ def run_options(config):
             value = os.path.abspath(value)
         options[field.name] = list(value) if isinstance(value, tuple) else value
     return options
-
-
-_sha256 = file_sha256
 
 
 def _refuse_existing(config, splits):
@@ -403,9 +394,8 @@ def _backup(config, state, teacher, epochs_done):
     os.makedirs(directory, exist_ok=True)
     name = f"epoch-{epochs_done:04d}.weights.h5"
     path = os.path.join(directory, name)
-    tmp = os.path.join(directory, "writing.weights.h5")
-    teacher.save_weights(tmp, overwrite=True)
-    publish_file(tmp, path)
+    save_atomically(lambda tmp: teacher.save_weights(tmp, overwrite=True),
+                    os.path.join(directory, "writing.weights.h5"), path)
     previous = state.get("backup")
     state.update(epochs_done=int(epochs_done), backup=name,
                  seed_states=[np.asarray(v).tolist() for v in _seed_states(teacher)])
@@ -492,7 +482,7 @@ def _kept_outputs(config, state, split, ex, fingerprints, name):
 
     path = os.path.join(config.output_dir, f"{split}.jsonl")
     record = state["outputs"].get(split)
-    if not record or not os.path.exists(path) or _sha256(path) != record.get("sha256"):
+    if not record or not os.path.exists(path) or file_sha256(path) != record.get("sha256"):
         return None
     outputs = TeacherOutputs.load(path)
     if (outputs.teacher != name or outputs.fingerprints is None
@@ -534,7 +524,7 @@ def run(config):
     if examples.get("validation") is None:
         # No validation file: early stopping watches the rows distillation
         # holds out of train; their outputs are in train.jsonl.
-        held = plan_train_rows(len(examples["train"]), None, False, None, 0)["validation"]
+        held = held_out_validation_rows(len(examples["train"]), None, False)
         examples.pop("validation")
         validation_for_fit = examples["train"].subset(held)
     else:
@@ -552,7 +542,7 @@ def run(config):
     start = time.time()
     model_path = os.path.join(config.output_dir, TEACHER_FILE)
     if (state.get("teacher_file") and os.path.exists(model_path)
-            and _sha256(model_path) == state["teacher_file"]):
+            and file_sha256(model_path) == state["teacher_file"]):
         print(f"Fine-tuning done before the interruption: loading {model_path}.", flush=True)
         teacher = keras.saving.load_model(model_path)
         preprocessor = teacher.preprocessor
@@ -561,7 +551,7 @@ def run(config):
                                           fit_rows, class_names, state)
         # Saved before predicting: an interrupted prediction resumes from it.
         save_teacher(teacher, preprocessor, model_path)
-        state.update(teacher_file=_sha256(model_path), backup=None, seed_states=None)
+        state.update(teacher_file=file_sha256(model_path), backup=None, seed_states=None)
         _write_state(config, state)
         shutil.rmtree(backup_dir, ignore_errors=True)
     fitted = time.time()
@@ -582,7 +572,7 @@ def run(config):
                            kind="logits", class_names=class_names, split=split,
                            teacher=name, metadata=meta, fingerprints=fingerprints,
                            ).save(path, overwrite=True)  # this run's directory (checked above)
-            state["outputs"][split] = {"sha256": _sha256(path), "rows": len(ex)}
+            state["outputs"][split] = {"sha256": file_sha256(path), "rows": len(ex)}
             _write_state(config, state)
         written.append(f"{path} ({len(ex)} rows)")
         rows[split] = len(ex)

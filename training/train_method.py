@@ -12,7 +12,7 @@ import ptloss_tf
 from ptloss_tf.classification_report import classification_metrics
 from ptloss_tf.classification_report import reliability_bins
 from ptloss_tf.io_utils import atomic_write_json
-from ptloss_tf.io_utils import publish_file
+from ptloss_tf.io_utils import save_atomically
 from ptloss_tf.probabilities import distance_to_p_star
 from ptloss_tf.probabilities import softmax
 from ptloss_tf.training.datasets import align_data_order_across_strategies
@@ -179,14 +179,8 @@ def save_student(distiller, student, preprocessor, method_dir):
     `ptloss-export` finds the tokenizer and sequence length in it (training
     fed token ids)."""
     student.preprocessor = preprocessor
-    tmp = os.path.join(method_dir, "student.tmp.keras")
-    try:
-        distiller.save(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    publish_file(tmp, os.path.join(method_dir, STUDENT_FILE))
+    save_atomically(distiller.save, os.path.join(method_dir, "student.tmp.keras"),
+                    os.path.join(method_dir, STUDENT_FILE))
 
 
 def train_method(method, config, splits, coefficients, output_dir, strategy=None, log=print):
