@@ -112,6 +112,23 @@ def resolve_num_segments(model_path, num_segments=None):
     return num_segments, "the caller"
 
 
+def recorded_tokenizer(student_path):
+    """`(vocabulary, sequence_length)` that `RUN/report.json` records for a
+    student trained from prepared data (saved without a preprocessor: the
+    keras-hub tokenizer needs TensorFlow); `(None, None)` otherwise. The
+    vocabulary is `RUN/prepared` data's `vocab.txt`; a relative or moved
+    path is also looked for in `RUN/`."""
+    run = run_directory(student_path)
+    if run is None:
+        return None, None
+    tokenizer = _read_json(os.path.join(run, REPORT_FILE)).get("tokenizer") or {}
+    vocabulary = tokenizer.get("vocabulary")
+    if vocabulary and not os.path.isfile(vocabulary):
+        beside = os.path.join(run, os.path.basename(vocabulary))
+        vocabulary = beside if os.path.isfile(beside) else vocabulary
+    return vocabulary, tokenizer.get("sequence_length")
+
+
 def _read_json(path):
     try:
         with open(path, encoding="utf-8") as f:

@@ -13,7 +13,8 @@ def load_student(path, vocabulary=None, sequence_length=None):
 
     The training application saves students with their keras-hub
     preprocessor attached. A classifier saved without one needs
-    `vocabulary` (a `vocab.txt`) and `sequence_length`.
+    `vocabulary` (a `vocab.txt`) and `sequence_length`, which for a student
+    trained from prepared data its run's report.json records.
 
     Args:
         path: the `.keras` file of a keras-hub `TextClassifier`.
@@ -47,6 +48,12 @@ def load_student(path, vocabulary=None, sequence_length=None):
             "classifier (e.g. BertTextClassifier); only classifiers can be exported."
         )
     preprocessor = classifier.preprocessor
+    if preprocessor is None and vocabulary is None:
+        # Trained from prepared data: the run's report.json records the tokenizer.
+        from ptloss_tf.export.metadata import recorded_tokenizer
+
+        vocabulary, recorded_length = recorded_tokenizer(path)
+        sequence_length = sequence_length or recorded_length
     if vocabulary is not None:
         tokens = load_vocabulary(vocabulary)
         if preprocessor is not None and preprocessor.tokenizer.get_vocabulary() != tokens:

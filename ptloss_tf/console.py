@@ -109,8 +109,10 @@ def quiet_framework(show=False):
     Args:
         show: keep everything (`--verbose 3`): only imports TensorFlow.
 
-    A user's own `TF_CPP_MIN_LOG_LEVEL` is respected. Returns nothing; a
-    failed import raises as usual, after replaying what it printed.
+    A user's own `TF_CPP_MIN_LOG_LEVEL` is respected. Returns nothing.
+    Without TensorFlow (a JAX or PyTorch host training from prepared data)
+    there is nothing to quieten; any other failed import raises as usual,
+    after replaying what it printed.
     """
     if show:
         return
@@ -121,6 +123,8 @@ def quiet_framework(show=False):
         with _stderr_captured() as captured:
             try:
                 import tensorflow as tf  # noqa: F401
+            except ImportError:  # not installed: code that needs it says so
+                return
             except BaseException as e:  # replayed below, then raised unchanged
                 error = e
                 captured.seek(0)

@@ -382,6 +382,12 @@ class Distiller(keras.Model):
             # next(iter(...)) reuses the pipeline; take(1) would rebuild it.
             _, targets = next(iter(x))[:2]
             self.validate_targets(targets)
+        elif isinstance(x, keras.utils.PyDataset):
+            batch = x[0]
+            if not isinstance(batch, tuple) or len(batch) < 2:
+                raise ValueError("Distiller PyDatasets must yield (inputs, targets) pairs; "
+                                 f"got a {type(batch).__name__}.")
+            self.validate_targets(batch[1])
         elif y is not None:
             self.validate_targets(y)
         elif x is not None and not hasattr(x, "__next__"):

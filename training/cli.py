@@ -48,6 +48,11 @@ def main(argv=None):
         quiet_framework(show=framework_logging_requested(argv))
         if argv and argv[0] == "import-teacher":
             return import_teacher_main(argv[1:])
+        if argv and argv[0] == "prepare":
+            from ptloss_tf.training.prepare import main as prepare_main
+
+            prepare_main(argv[1:])
+            return 0
         if argv and argv[0] == "teacher":
             from ptloss_tf.training.teacher import main as teacher_main
 

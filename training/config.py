@@ -71,6 +71,8 @@ class DistillConfig:
     negation_rate: float = 0.0
     # teacher outputs
     teacher_outputs: str = None
+    # a prepared-data directory (`ptloss-distill prepare`): train without TensorFlow
+    prepared_data: str = None
     # PTLoss coefficients
     order: int = 5
     candidates: int = 100
@@ -164,16 +166,18 @@ def _add(group, *flags, **kwargs):
     return group.add_argument(*flags, **kwargs)
 
 
-def build_parser():
+def build_parser(prog="ptloss-distill"):
     parser = ArgumentParser(
-        prog="ptloss-distill",
+        prog=prog,
         description=(
             "Distil a keras-hub BERT student from cached teacher outputs with "
             "PTLoss (Proxy Teacher coefficients) and baselines. With no "
             "arguments: the embedded synthetic task with a known posterior "
             "(about 100 s on 2 CPU cores, nothing downloaded): a teacher with a class-prior shift and over-confidence, students distilled with kl, kl_calibrated and ptloss. "
             "Subcommands: `ptloss-distill teacher --help` (fine-tune a keras-hub "
-            "teacher and write its outputs), `ptloss-distill import-teacher --help`."
+            "teacher and write its outputs), `ptloss-distill import-teacher --help`, "
+            "`ptloss-distill prepare --help` (tokenise, join and search once, for "
+            "training without TensorFlow: --prepared-data)."
         ),
     )
     parser.add_argument("--config", help="YAML or JSON file of option values (flags override it)")
@@ -230,6 +234,12 @@ def build_parser():
                  "teacher-outputs format (see `import-teacher`); for --task mnli "
                  "also validation_mismatched.jsonl to evaluate on MNLI's "
                  "mismatched validation set (skipped, with a note, without it)")
+    _add(g, "--prepared-data",
+            help="train from a prepared-data directory written by `ptloss-distill "
+                 "prepare` (numpy + JSON: tokens, teacher outputs, coefficients, "
+                 "calibration) instead of reading data: works without TensorFlow, e.g. "
+                 "KERAS_BACKEND=jax on a GPU host; the data and search options are the "
+                 "prepared run's")
 
     g = parser.add_argument_group("PTLoss coefficients (Proxy Teacher search)")
     _add(g, "--order", type=int)
@@ -322,10 +332,10 @@ def load_config_file(path):
     return values
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, prog="ptloss-distill"):
     """The `DistillConfig` of `argv`: flags override the `--config` file,
     which overrides the defaults."""
-    parser = build_parser()
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     if args.config:
         values = load_config_file(args.config)

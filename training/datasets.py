@@ -1,25 +1,38 @@
-"""The datasets of one method's training: length-bucketed `tf.data`
-pipelines (`data.input_pipeline.make_dataset`) over a run's `Splits`, with
-teacher probabilities and labels as targets."""
+"""The datasets of one method's training over a run's `Splits`, with teacher
+probabilities and labels as targets: length-bucketed `tf.data` pipelines
+(`data.input_pipeline.make_dataset`), or, from prepared tokens and without
+TensorFlow, `data.prepared_batches.PreparedBatches` (a `keras.utils.PyDataset`
+with the same buckets)."""
 
 import numpy as np
 
-from ptloss_tf.training.data.input_pipeline import make_dataset
+from ptloss_tf.training.data.prepared_batches import PreparedBatches
 
 
-def run_datasets(config, splits, preprocessor):
+def _targets(splits, split):
+    return {"teacher_probs": splits.teacher_probs[split],
+            "labels": np.asarray(splits.examples[split].labels, np.int32)}
+
+
+def run_datasets(config, splits, preprocessor, tokens=None):
     """`(train, validation, evaluations)`: the training and validation
     datasets and `{split: dataset}` of the test split and any extra test
     split (MNLI's `validation_mismatched`), unbucketed so that predictions
-    keep the examples' order."""
+    keep the examples' order.
+
+    With `tokens` (`{split: {"token_ids", ...}}` of a prepared-data
+    directory) they are `PreparedBatches`, and `preprocessor` is unused."""
+    if tokens is not None:
+        return prepared_datasets(config, splits, tokens)
+    from ptloss_tf.training.data.input_pipeline import make_dataset
+
     boundaries = None if config.no_bucketing else "auto"
     # Buckets padded to their boundary: a handful of shapes, so XLA compiles
     # a handful of programs (dynamic padding would recompile per length).
     static = True
 
     def targets(split):
-        return {"teacher_probs": splits.teacher_probs[split],
-                "labels": np.asarray(splits.examples[split].labels, np.int32)}
+        return _targets(splits, split)
 
     train = make_dataset(splits.examples["train"], preprocessor, config.batch_size,
                          targets=targets("train"), shuffle=True, seed=config.seed,
@@ -34,6 +47,35 @@ def run_datasets(config, splits, preprocessor):
     return train, validation, evaluations
 
 
+def prepared_datasets(config, splits, tokens):
+    """`run_datasets` from prepared tokens: `PreparedBatches`.
+
+    Under the TensorFlow backend Keras turns a `PyDataset` into a
+    `tf.data` generator whose shapes it fixes from the first batches, so
+    the buckets (batches of several lengths) are used only on the other
+    backends; TensorFlow users have the `tf.data` path anyway."""
+    import keras
+
+    bucketing = not config.no_bucketing and keras.backend.backend() != "tensorflow"
+    boundaries = "auto" if bucketing else None
+    train = PreparedBatches(tokens["train"], _targets(splits, "train"), config.batch_size,
+                            shuffle=True, seed=config.seed, bucket_boundaries=boundaries,
+                            drop_remainder=config.strategy == "tpu")
+    validation = PreparedBatches(tokens["validation"], _targets(splits, "validation"),
+                                 config.batch_size, bucket_boundaries=boundaries)
+    evaluations = {split: PreparedBatches(tokens[split], _targets(splits, split),
+                                          config.batch_size)
+                   for split in ("test", *splits.extra_test_splits)}
+    return train, validation, evaluations
+
+
+def inputs_only(dataset):
+    """`dataset` without its targets, for `predict`."""
+    if isinstance(dataset, PreparedBatches):
+        return dataset.inputs_only()
+    return dataset.map(lambda x, y: x)
+
+
 def align_data_order_across_strategies(train, config):
     """Makes the training batches independent of `--strategy`.
 
@@ -46,5 +88,5 @@ def align_data_order_across_strategies(train, config):
     batches in every epoch on every strategy (tested: a mirrored run's
     first-epoch loss equals the default run's).
     """
-    if config.strategy == "default":
+    if config.strategy == "default" and not isinstance(train, PreparedBatches):
         iter(train)

@@ -50,8 +50,10 @@ import os
 import time
 
 from ptloss_tf.io_utils import atomic_write_json
-from ptloss_tf.training.coefficient_search import choose_coefficients
 from ptloss_tf.training.methods import CALIBRATED
+from ptloss_tf.training.methods import SEARCHED
+from ptloss_tf.training.prepared_data import copy_search_files
+from ptloss_tf.training.prepared_data import read_prepared
 from ptloss_tf.training.preflight import check_config
 from ptloss_tf.training.report import print_table
 from ptloss_tf.training.report import single_class_notes
@@ -62,7 +64,7 @@ from ptloss_tf.training.report_figure import plot_report
 from ptloss_tf.training.run_directory import REPORT
 from ptloss_tf.training.run_directory import mark_finished
 from ptloss_tf.training.run_directory import prepare_output_dir
-from ptloss_tf.training.teacher_calibration import choose_calibration
+from ptloss_tf.training.search_stage import run_search_stage
 from ptloss_tf.training.teacher_join import load_splits
 from ptloss_tf.training.train_method import TIMINGS
 from ptloss_tf.training.train_method import make_run_strategy
@@ -97,10 +99,16 @@ def _run(config):
     start = time.time()
     # Everything that can fail on bad input fails before the output
     # directory exists: the options, then the data and teacher outputs.
+    prepared = None
+    if config.prepared_data:  # no TensorFlow needed from here on
+        check_config(config)
+        prepared = read_prepared(config.prepared_data)
+        config = prepared.training_config(config)
+        check_prepared_methods(config, prepared)
     check_config(config)
     log(describe_run(config))
     strategy = make_run_strategy(config)
-    splits = load_splits(config, log=log)
+    splits = prepared.splits if prepared else load_splits(config, log=log)
     output_dir, state = prepare_output_dir(config, log=log)
     log(f"Output directory: {output_dir}")
     for split in ("train", "validation", "test", *splits.extra_test_splits):
@@ -111,11 +119,17 @@ def _run(config):
         f"classes {list(splits.class_names)}; teacher test accuracy {teacher['accuracy']:.4f}")
     loaded = time.time()
 
-    coefficients, search = choose_coefficients(config, splits, output_dir, log=log)
-    calibration, calibrated = choose_calibration(config, splits, output_dir, log=log)
-    calibrated_coefficients, calibrated_search = (
-        choose_coefficients(config, calibrated, output_dir, log=log, calibrated=True)
-        if calibrated is not None else (None, None))
+    if prepared:
+        stage = prepared.stage
+        copy_search_files(prepared, output_dir)
+        log(f"Prepared data {config.prepared_data}: tokens, teacher outputs and the "
+            "search stage as `ptloss-distill prepare` wrote them.")
+    else:
+        stage = run_search_stage(config, splits, output_dir, log=log)
+    coefficients, search = stage.coefficients, stage.search
+    calibration, calibrated = stage.calibration, stage.calibrated
+    calibrated_coefficients, calibrated_search = (stage.calibrated_coefficients,
+                                                  stage.calibrated_search)
     searched = time.time()
 
     results = []
@@ -131,7 +145,8 @@ def _run(config):
         method_coefficients = (calibrated_coefficients if method == "ptloss_calibrated"
                                else coefficients)
         results.append(train_method(method, config, method_splits, method_coefficients,
-                                    output_dir, strategy=strategy, log=log))
+                                    output_dir, strategy=strategy, log=log,
+                                    tokens=prepared.tokens if prepared else None))
         mark_finished(output_dir, state, method)
 
     calibrated_teacher = teacher_report(calibrated) if calibrated is not None else None
@@ -147,6 +162,11 @@ def _run(config):
     if calibrated_coefficients is not None:
         report.update(coefficients_calibrated=calibrated_coefficients.values.tolist(),
                       search_calibrated=calibrated_search)
+    if prepared:
+        # The students have no preprocessor: what ptloss-export rebuilds it from.
+        report["prepared_data"] = os.path.abspath(config.prepared_data)
+        report["tokenizer"] = {"vocabulary": prepared.vocabulary_path,
+                               "sequence_length": prepared.manifest["sequence_length"]}
     plot_report(output_dir, report)
     report["wall_seconds"] = time.time() - start
     report["timings"] = _timings(output_dir, results, report["wall_seconds"],
@@ -154,6 +174,21 @@ def _run(config):
     atomic_write_json(os.path.join(output_dir, REPORT), report)
     log(where_and_what_next(output_dir, report))
     return report
+
+
+def check_prepared_methods(config, prepared):
+    """Raises ValueError if a method of the run needs what the prepared
+    data lacks (coefficients, a calibration)."""
+    stage = prepared.stage
+    needs = {"ptloss": stage.coefficients, "ptloss_calibrated": stage.calibrated_coefficients}
+    needs.update({m: stage.calibration for m in CALIBRATED if m not in needs})
+    missing = [m for m in config.loss if m in needs and needs[m] is None]
+    if missing:
+        raise ValueError(
+            f"the prepared data in {prepared.folder} has no "
+            f"{'coefficients' if set(missing) & set(SEARCHED) else 'calibration'} for "
+            f"{', '.join(missing)}: prepare it with `--loss {' '.join(missing)}` among "
+            "the methods.")
 
 
 def describe_run(config):

@@ -88,6 +88,12 @@ def _check_files(config):
         if not ok:
             raise ValueError(f"`{name}` {path}: {kind} not found.")
 
+    if config.prepared_data is not None:
+        # The data options are the prepared run's: its files need not exist here.
+        must_exist("prepared_data", "directory")
+        for name in ("config",):
+            must_exist(name)
+        return
     for name in ("coefficients", "vocabulary", "config"):
         must_exist(name)
     if config.task == "file":

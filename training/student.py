@@ -48,10 +48,15 @@ def build_classifier(
     dropout=0.1,
     init_from_layers=None,
     seed=0,
+    with_preprocessor=True,
 ):
     """Returns `(classifier, preprocessor)`: a `BertTextClassifier` emitting
     logits (its `preprocessor=None`: tokenisation runs in tf.data) and the
     matching `BertTextClassifierPreprocessor`.
+
+    `with_preprocessor=False` builds no preprocessor (returns None for it):
+    keras-hub tokenizers need TensorFlow, and training from prepared tokens
+    (`training/prepared_data.py`) does not.
 
     Example:
     >>> vocab = list(SPECIAL_TOKENS) + ["good", "bad"]
@@ -66,8 +71,10 @@ def build_classifier(
         raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
     check_positive(sequence_length, "sequence_length")
     keras.utils.set_random_seed(seed)
+    preprocessor = None
     if preset is not None:
-        preprocessor = make_preprocessor(sequence_length, preset=preset)
+        if with_preprocessor:
+            preprocessor = make_preprocessor(sequence_length, preset=preset)
         pretrained = keras_hub.models.BertBackbone.from_preset(preset)
         if init_from_layers:
             n = int(init_from_layers)
@@ -92,9 +99,13 @@ def build_classifier(
     else:
         if init_from_layers:
             raise ValueError("`init_from_layers` needs a pretrained `preset`.")
-        preprocessor = make_preprocessor(sequence_length, vocabulary=vocabulary)
+        if with_preprocessor:
+            preprocessor = make_preprocessor(sequence_length, vocabulary=vocabulary)
+            vocabulary_size = preprocessor.tokenizer.vocabulary_size()
+        else:
+            vocabulary_size = len(load_vocabulary(vocabulary))
         backbone = keras_hub.models.BertBackbone(
-            vocabulary_size=preprocessor.tokenizer.vocabulary_size(),
+            vocabulary_size=vocabulary_size,
             num_layers=int(num_layers),
             num_heads=int(num_heads),
             hidden_dim=int(hidden_dim),

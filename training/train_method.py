@@ -16,6 +16,7 @@ from ptloss_tf.io_utils import save_atomically
 from ptloss_tf.probabilities import distance_to_p_star
 from ptloss_tf.probabilities import softmax
 from ptloss_tf.training.datasets import align_data_order_across_strategies
+from ptloss_tf.training.datasets import inputs_only
 from ptloss_tf.training.datasets import run_datasets
 from ptloss_tf.training.methods import make_loss
 from ptloss_tf.training.splits import suffix
@@ -67,18 +68,46 @@ def make_run_strategy(config):
     """The run's `tf.distribute` strategy, created once per run: several
     `MirroredStrategy` objects in one process clash (collective keys), and a
     multi-worker strategy must exist before other TensorFlow work."""
+    if not tensorflow_available():
+        if config.strategy != "default":
+            raise ValueError(f"`strategy` {config.strategy} needs TensorFlow (tf.distribute), "
+                             "which is not installed; use the default strategy.")
+        return SingleDevice()
     try:
         return ptloss_tf.make_strategy(config.strategy, tpu=config.tpu)
     except RuntimeError as e:  # e.g. no TPU: a user-facing one-line error
         raise ValueError(str(e)) from None
 
 
+def tensorflow_available():
+    """Whether TensorFlow can be imported (it is absent on JAX/PyTorch-only
+    hosts that train from prepared data)."""
+    try:
+        import tensorflow  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class SingleDevice:
+    """What a run needs of a `tf.distribute` strategy, where there is no
+    TensorFlow: one replica, a scope that changes nothing."""
+
+    num_replicas_in_sync = 1
+
+    def scope(self):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+
 EVALUATION_KEYS = ("accuracy", "nll", "ece", "teacher_agreement")
 
 
-def build_distiller(method, config, splits, coefficients, strategy):
+def build_distiller(method, config, splits, coefficients, strategy, with_preprocessor=True):
     """`(distiller, student, preprocessor)`: a new keras-hub BERT student
-    and its compiled `ptloss_tf.Distiller`, built in `strategy`'s scope."""
+    and its compiled `ptloss_tf.Distiller`, built in `strategy`'s scope
+    (`with_preprocessor=False`: no preprocessor, None)."""
     import keras
 
     from ptloss_tf.training.student import build_classifier
@@ -91,6 +120,7 @@ def build_distiller(method, config, splits, coefficients, strategy):
             num_layers=config.student_layers, hidden_dim=config.hidden,
             num_heads=config.heads, intermediate_dim=config.intermediate,
             dropout=config.dropout, init_from_layers=config.init_from_layers, seed=config.seed,
+            with_preprocessor=with_preprocessor,
         )
         loss = make_loss(method, num_classes, coefficients=coefficients,
                          temperature=config.temperature, smoothing=config.smoothing,
@@ -140,14 +170,16 @@ def training_callbacks(config, method_dir, epoch_seconds, method="", log=print):
         if config.verbose == 2:
             log(epoch_line(method, epoch, config.epochs, logs or {}, epoch_seconds[-1]))
 
-    return [
+    # TensorBoard writes with tf.summary: not on hosts without TensorFlow.
+    tensorboard = ([keras.callbacks.TensorBoard(os.path.join(method_dir, "logs"))]
+                   if tensorflow_available() else [])
+    return tensorboard + [
         AtomicBackupAndRestore(os.path.join(method_dir, "backup")),
         keras.callbacks.ModelCheckpoint(os.path.join(method_dir, BEST_WEIGHTS),
                                         monitor="val_accuracy", mode="max",
                                         save_best_only=True, save_weights_only=True),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=config.early_stopping_patience),
-        keras.callbacks.TensorBoard(os.path.join(method_dir, "logs")),
         keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
             on_epoch_end=on_epoch_end),
@@ -177,24 +209,46 @@ def save_student(distiller, student, preprocessor, method_dir):
     """Writes `student.keras` atomically, with its preprocessor attached, so
     it is self-contained: `load_model(...).predict(["raw text"])` works and
     `ptloss-export` finds the tokenizer and sequence length in it (training
-    fed token ids)."""
-    student.preprocessor = preprocessor
+    fed token ids). Trained from prepared data (`preprocessor` None) it has
+    none: `ptloss-export` takes the vocabulary and sequence length the run's
+    report.json records."""
+    if preprocessor is not None:
+        student.preprocessor = preprocessor
     save_atomically(distiller.save, os.path.join(method_dir, "student.tmp.keras"),
                     os.path.join(method_dir, STUDENT_FILE))
 
 
-def train_method(method, config, splits, coefficients, output_dir, strategy=None, log=print):
+def check_token_range(tokens, vocabulary_size, config):
+    """Raises ValueError if prepared token ids exceed the student's embedding
+    table (a `--preset` other than the one the data was tokenised for: JAX
+    would silently clamp the lookups)."""
+    largest = max(int(split["token_ids"].max()) for split in tokens.values())
+    if largest >= vocabulary_size:
+        raise ValueError(
+            f"the prepared tokens reach id {largest}, but the student's vocabulary has "
+            f"{vocabulary_size} entries: `preset` {config.preset} is not the tokenizer the "
+            "data was prepared with.")
+
+
+def train_method(method, config, splits, coefficients, output_dir, strategy=None, log=print,
+                 tokens=None):
     """Trains and evaluates one method; writes `<method>/` and returns its
     result (test metrics; `*_mismatched` ones for MNLI's mismatched
-    validation set when loaded; distances to p* for the synthetic task)."""
+    validation set when loaded; distances to p* for the synthetic task).
+
+    `tokens`: a prepared-data directory's token arrays per split; training
+    then needs no TensorFlow (`PreparedBatches`, no preprocessor)."""
     import keras
 
     method_dir = os.path.join(output_dir, method)
     os.makedirs(method_dir, exist_ok=True)
     strategy = strategy or make_run_strategy(config)
     distiller, student, preprocessor = build_distiller(method, config, splits, coefficients,
-                                                       strategy)
-    train, validation, evaluations = run_datasets(config, splits, preprocessor)
+                                                       strategy,
+                                                       with_preprocessor=tokens is None)
+    if tokens is not None:
+        check_token_range(tokens, student.backbone.vocabulary_size, config)
+    train, validation, evaluations = run_datasets(config, splits, preprocessor, tokens=tokens)
     align_data_order_across_strategies(train, config)
     epoch_seconds = []
     callbacks = training_callbacks(config, method_dir, epoch_seconds, method=method, log=log)
@@ -225,7 +279,7 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     }
     for split in splits.extra_test_splits:
         result.update(evaluate(distiller, evaluations[split], suffix(split)))
-    probs = softmax(np.asarray(distiller.predict(test.map(lambda x, y: x), verbose=0),
+    probs = softmax(np.asarray(distiller.predict(inputs_only(test), verbose=0),
                                np.float32))
     result.update(prediction_metrics(probs, splits.examples["test"]))
     result["reliability"] = reliability_bins(probs, splits.examples["test"].labels)

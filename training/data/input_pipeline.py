@@ -32,6 +32,9 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from ptloss_tf.training.data.buckets import auto_bucket_boundaries  # noqa: F401  (re-exported)
+from ptloss_tf.training.data.buckets import normalise_boundaries
+from ptloss_tf.training.data.buckets import number_of_batches
 from ptloss_tf.training.data.tokenization import INPUT_KEYS  # noqa: F401  (re-exported)
 from ptloss_tf.training.data.tokenization import preprocess
 
@@ -97,38 +100,16 @@ def sequence_lengths(examples, preprocessor):
     return np.concatenate([b.numpy() for b in ds]).astype(np.int64)
 
 
-def auto_bucket_boundaries(lengths, sequence_length,
-                           quantiles=(0.5, 0.75, 0.9, 0.98), multiple=8):
-    """A few bucket boundaries from a length distribution.
-
-    The `quantiles` of `lengths`, rounded up to a multiple of `multiple`
-    (hardware-friendly shapes), capped at `sequence_length`, deduplicated,
-    with `sequence_length` always last.
-
-    >>> auto_bucket_boundaries([10] * 60 + [20] * 25 + [40] * 15, 128)
-    [16, 24, 40, 128]
+def tokenize_examples(examples, preprocessor):
+    """The preprocessor's int32 `INPUT_KEYS` arrays `[N, sequence_length]`
+    for `examples` (padded to the full length, in the examples' order):
+    what `ptloss-distill prepare` stores for training without TensorFlow.
     """
-    sequence_length = int(sequence_length)
-    lengths = np.asarray(lengths)
-    if lengths.size == 0:
-        return [sequence_length]
-    qs = np.quantile(lengths, quantiles, method="higher")
-    bounds = {min(sequence_length, int(-(-int(q) // multiple) * multiple)) for q in qs}
-    bounds.add(sequence_length)
-    return sorted(b for b in bounds if b >= 1)
-
-
-def _normalise_boundaries(boundaries, sequence_length):
-    try:
-        values = sorted({int(b) for b in boundaries})
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"bucket_boundaries must be a list of ints or 'auto', got {boundaries!r}"
-        ) from None
-    if not values or values[0] < 1:
-        raise ValueError(f"bucket_boundaries must be positive ints, got {boundaries!r}")
-    values = sorted({min(v, sequence_length) for v in values} | {sequence_length})
-    return values
+    fn = _tokenize_fn(preprocessor, len(examples.texts))
+    ds = tf.data.Dataset.from_tensor_slices(_text_tensors(examples)).batch(TOKENIZE_BATCH)
+    parts = [fn(*texts) for texts in ds]
+    return {k: np.concatenate([p[k].numpy() for p in parts]).astype(np.int32)
+            for k in INPUT_KEYS}
 
 
 def _prepare_targets(examples, targets):
@@ -212,7 +193,7 @@ def make_dataset(examples, preprocessor, batch_size, targets=None, shuffle=False
         )
     auto = isinstance(bucket_boundaries, str)
     if bucketing and not auto:
-        boundaries = _normalise_boundaries(bucket_boundaries, sequence_length)
+        boundaries = normalise_boundaries(bucket_boundaries, sequence_length)
 
     texts = _text_tensors(examples)
     if has_targets:
@@ -246,12 +227,7 @@ def make_dataset(examples, preprocessor, batch_size, targets=None, shuffle=False
     if bucketing:
         if auto:
             boundaries = auto_bucket_boundaries(lengths, sequence_length)
-        per_bucket = np.bincount(np.searchsorted(boundaries, lengths),
-                                 minlength=len(boundaries))
-        if drop_remainder:
-            num_batches = int((per_bucket // batch_size).sum())
-        else:
-            num_batches = int((-(-per_bucket // batch_size)).sum())
+        num_batches = number_of_batches(lengths, boundaries, batch_size, drop_remainder)
     if shuffle:
         buffer = n if shuffle_buffer_size is None else int(shuffle_buffer_size)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)

@@ -1,0 +1,127 @@
+"""`PreparedBatches`: batches of tokenised examples as a
+`keras.utils.PyDataset`, for training on any Keras backend without
+TensorFlow (the prepared-data path, `training/prepared_data.py`).
+
+It batches like `input_pipeline.make_dataset`: the same targets, the same
+length buckets (`buckets.plan_batches`, what `group_by_window` does) padded
+to their boundaries, a reshuffle every epoch. Only the shuffle order
+differs (numpy's generator instead of `tf.data`'s), so with `shuffle=False`
+the batches equal the `tf.data` pipeline's without buckets.
+"""
+
+import keras
+import numpy as np
+
+from ptloss_tf.training.data.buckets import auto_bucket_boundaries
+from ptloss_tf.training.data.buckets import normalise_boundaries
+from ptloss_tf.training.data.buckets import plan_batches
+
+INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+
+
+class PreparedBatches(keras.utils.PyDataset):
+    """Batches of `(inputs, targets)` from token arrays.
+
+    Args:
+        inputs: dict of `INPUT_KEYS` -> `[N, L]` int arrays (padded to the
+            sequence length `L`, as `ptloss-distill prepare` stores them).
+        targets: dict name -> `[N, ...]` array (e.g. `{"teacher_probs": p,
+            "labels": y}`), or None to yield `inputs` alone (`predict`).
+        batch_size: examples per batch.
+        shuffle: a new order every epoch, from `seed` and the epoch number.
+        seed: the shuffle seed.
+        bucket_boundaries: None (every batch padded to `L`), a list of ints
+            or "auto" (`auto_bucket_boundaries` of the token counts); each
+            batch is padded to its bucket's boundary.
+        drop_remainder: drop partial batches (per bucket when bucketing).
+        **kwargs: `keras.utils.PyDataset`'s (`workers`, ...).
+
+    Example:
+    >>> ids = np.array([[2, 7, 3, 0], [2, 8, 9, 3]], np.int32)
+    >>> batches = PreparedBatches({"token_ids": ids, "segment_ids": 0 * ids,
+    ...                            "padding_mask": (ids > 0).astype(np.int32)},
+    ...                           {"labels": np.array([0, 1])}, batch_size=2)
+    >>> x, y = batches[0]
+    >>> len(batches), x["token_ids"].shape, y["labels"].tolist()
+    (1, (2, 4), [0, 1])
+    """
+
+    def __init__(self, inputs, targets, batch_size, shuffle=False, seed=0,
+                 bucket_boundaries=None, drop_remainder=False, **kwargs):
+        super().__init__(**kwargs)
+        missing = [k for k in INPUT_KEYS if k not in inputs]
+        if missing:
+            raise ValueError(f"PreparedBatches: inputs lack {missing}.")
+        self.inputs = {k: np.asarray(inputs[k], np.int32) for k in INPUT_KEYS}
+        n, length = self.inputs["token_ids"].shape
+        if n == 0:
+            raise ValueError("PreparedBatches: no examples.")
+        for k, v in self.inputs.items():
+            if v.shape != (n, length):
+                raise ValueError(f"PreparedBatches: inputs[{k!r}] has shape {v.shape}, "
+                                 f"expected {(n, length)}.")
+        self.targets = None
+        if targets is not None:
+            self.targets = {}
+            for k, v in targets.items():
+                v = np.asarray(v)
+                if v.dtype == np.float64:
+                    v = v.astype(np.float32)
+                if v.ndim == 0 or v.shape[0] != n:
+                    raise ValueError(f"PreparedBatches: targets[{k!r}] has shape {v.shape}; "
+                                     f"its first dimension must be {n}.")
+                self.targets[str(k)] = v
+        self.batch_size = int(batch_size)
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.shuffle = bool(shuffle)
+        self.seed = int(seed)
+        self.drop_remainder = bool(drop_remainder)
+        self.lengths = self.inputs["padding_mask"].sum(axis=1)
+        if bucket_boundaries is None:
+            self.boundaries = [length]
+        elif isinstance(bucket_boundaries, str):
+            if bucket_boundaries != "auto":
+                raise ValueError(f"bucket_boundaries must be a list of ints or 'auto', "
+                                 f"got {bucket_boundaries!r}")
+            self.boundaries = auto_bucket_boundaries(self.lengths, length)
+        else:
+            self.boundaries = normalise_boundaries(bucket_boundaries, length)
+        self.epoch = 0
+        self._plan()
+
+    def _plan(self):
+        n = len(self.lengths)
+        order = (np.random.default_rng([self.seed, self.epoch]).permutation(n)
+                 if self.shuffle else np.arange(n))
+        if len(self.boundaries) == 1:  # no buckets: consecutive batches
+            stop = n - n % self.batch_size if self.drop_remainder else n
+            self._batches = [order[i:i + self.batch_size]
+                             for i in range(0, stop, self.batch_size)]
+            self._widths = [self.boundaries[0]] * len(self._batches)
+        else:
+            self._batches, self._widths = plan_batches(
+                order, self.lengths, self.boundaries, self.batch_size, self.drop_remainder)
+        if not self._batches:
+            raise ValueError(f"PreparedBatches: {n} examples give no batch of "
+                             f"{self.batch_size} with drop_remainder.")
+
+    def __len__(self):
+        return len(self._batches)
+
+    def __getitem__(self, index):
+        rows, width = self._batches[index], self._widths[index]
+        x = {k: v[rows, :width] for k, v in self.inputs.items()}
+        if self.targets is None:
+            return x
+        return x, {k: v[rows] for k, v in self.targets.items()}
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        if self.shuffle:
+            self._plan()
+
+    def inputs_only(self):
+        """Batches of the inputs alone, in the examples' order (for
+        `predict`)."""
+        return PreparedBatches(self.inputs, None, self.batch_size)
