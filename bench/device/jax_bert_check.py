@@ -7,14 +7,19 @@ they must work and be fast there too. Measures, in one process:
 1. PTLoss values under `jax.jit` vs the independent numpy reference.
 2. Loss alone: jitted forward+backward of KL vs PTLoss (M = 1, 5, 10),
    B in {256, 4096}, K in {2, 3}, 1,000 chained steps per call.
-3. keras-hub BERT-base (random weights, seq 128, mixed_bfloat16, batch 128):
-   examples/s of `fit` with cross-entropy on labels, `compile(loss=KL)`,
-   `compile(loss=PTLoss)` and `ptloss_tf.Distiller` + PTLoss on cached teacher
-   probabilities, measured alternately (A B C D A B C D ...).
+3. keras-hub BERT-base (random weights, seq 128, mixed_bfloat16, batch 128
+   and 256): examples/s and model FLOP utilisation of `fit` with
+   cross-entropy on labels, `compile(loss=KL)`, `compile(loss=PTLoss)` and
+   `ptloss_tf.Distiller` + PTLoss on cached teacher probabilities, measured
+   alternately (A B C D A B C D ...). Target: Distiller / plain >= 0.97.
+4. The speed a user sees on SST-2's sentence lengths (`--sst2-lengths`, from
+   `bench/device/carry.py`): the project's length-bucketed `PreparedBatches`
+   + Distiller + PTLoss against a plain fit padded to 128, batch 128.
 
 Usage, from the repository root (as a module: it imports `ptloss_tf` and
 `tests.helpers.reference` from the checkout, which a TF-free venv does not install):
-  device:                          KERAS_BACKEND=jax python3 -m bench.device.jax_bert_check
+  device:                          pip install --no-deps bench/device/carry/wheels/*.whl
+                                   KERAS_BACKEND=jax python3 -m bench.device.jax_bert_check
   here, tiny smoke run with TF:    python -m bench.device.jax_bert_check --tiny
 """
 
@@ -105,16 +110,38 @@ def loss_alone(results, steps):
     results["loss_alone"] = rows
 
 
-def bert_throughput(results, tiny):
-    keras.config.set_dtype_policy("mixed_bfloat16")
+#: bf16 dense peak of an H200 / H100 SXM (spec) and what the device tool's
+#: notes measured there (bench/device: "about 790 TFLOP/s").
+PEAK_FLOPS = {"spec": 989e12, "measured": 790e12}
+
+
+def bert_config(tiny):
     if tiny:
-        cfg = dict(vocabulary_size=200, num_layers=1, num_heads=2, hidden_dim=32,
-                   intermediate_dim=64, max_sequence_length=32)
-        seq, batch, steps, rounds = 32, 8, 4, 2
-    else:
-        cfg = dict(vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
-                   intermediate_dim=3072, max_sequence_length=512)
-        seq, batch, steps, rounds = 128, 128, 40, 3
+        return dict(vocabulary_size=200, num_layers=1, num_heads=2, hidden_dim=32,
+                    intermediate_dim=64, max_sequence_length=128)
+    return dict(vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
+                intermediate_dim=3072, max_sequence_length=512)
+
+
+def training_flops_per_example(cfg, seq):
+    """Model FLOPs of one training example (forward + backward = 3 x
+    forward): per token and layer 2 x the layer's weights (4 H^2 + 2 H I)
+    plus 4 S H for the attention scores and their weighted sum."""
+    h, i, layers = cfg["hidden_dim"], cfg["intermediate_dim"], cfg["num_layers"]
+    forward_per_token = layers * (2 * (4 * h * h + 2 * h * i) + 4 * seq * h)
+    return 3 * forward_per_token * seq
+
+
+def bert_throughput(results, tiny, batch_sizes):
+    results["bert"] = []
+    for batch in batch_sizes:
+        results["bert"].append(_bert_throughput(tiny, batch))
+
+
+def _bert_throughput(tiny, batch):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    cfg = bert_config(tiny)
+    seq, steps, rounds = (32, 4, 2) if tiny else (128, 40, 3)
     n = batch * steps
     k = 3
     rng = np.random.default_rng(2)
@@ -165,20 +192,90 @@ def bert_throughput(results, tiny):
             speeds[name].append(n / (time.perf_counter() - t))
             assert np.isfinite(history.history["loss"]).all(), name
     base = np.median(speeds["plain CE on labels"])
+    flops = training_flops_per_example(cfg, seq)
     rows = []
     for name, s in speeds.items():
-        rows.append({"run": name, "examples_per_s": float(np.median(s)),
-                     "ratio_vs_plain": float(np.median(s) / base)})
-        log(f"[3] {name:28s} {np.median(s):9.1f} ex/s  x{np.median(s) / base:.3f} plain")
+        speed = float(np.median(s))
+        mfu = {k: speed * flops / peak for k, peak in PEAK_FLOPS.items()}
+        rows.append({"run": name, "examples_per_s": speed, "ratio_vs_plain": speed / base,
+                     "mfu": mfu, "all_rounds": [float(v) for v in s]})
+        log(f"[3] batch {batch} {name:28s} {speed:9.1f} ex/s  x{speed / base:.3f} plain  "
+            f"MFU {100 * mfu['spec']:.1f}% of spec ({100 * mfu['measured']:.1f}% of measured) peak")
     logs = runs["Distiller + PTLoss M=5"][0].evaluate(
         x, {"teacher_probs": teacher, "labels": labels}, batch_size=batch, verbose=0, return_dict=True)
     log(f"[3] Distiller evaluate: {json.dumps({k2: round(float(v), 4) for k2, v in logs.items()})}")
-    results["bert"] = {"config": cfg, "seq": seq, "batch": batch, "rows": rows}
+    return {"config": cfg, "seq": seq, "batch": batch, "flops_per_example": flops, "rows": rows}
+
+
+def bucketing_speed(results, tiny, lengths_path, batch):
+    """[4] What a user sees on real sentence lengths: the project's
+    length-bucketed input (`PreparedBatches`, buckets from the SST-2 token
+    counts) with the Distiller + PTLoss, against a plain fit of the same
+    student on the same examples padded to 128 (keras-hub's fixed-length
+    preprocessing); alternating epochs, examples/s."""
+    from ptloss_tf.training.data.prepared_batches import PreparedBatches
+
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    cfg = bert_config(tiny)
+    seq = 128
+    all_lengths = np.load(lengths_path).astype(np.int64)
+    n = 256 if tiny else 64 * batch
+    rng = np.random.default_rng(3)
+    lengths = rng.choice(all_lengths, size=n)
+    mask = np.arange(seq)[None, :] < lengths[:, None]
+    x = {"token_ids": np.where(mask, rng.integers(5, cfg["vocabulary_size"], size=(n, seq)),
+                               0).astype("int32"),
+         "segment_ids": np.zeros((n, seq), "int32"), "padding_mask": mask.astype("int32")}
+    labels = rng.integers(0, 2, size=n).astype("int32")
+    teacher = rng.dirichlet(np.ones(2), size=n).astype("float32")
+    targets = {"teacher_probs": teacher, "labels": labels}
+
+    def student():
+        keras.utils.set_random_seed(0)
+        backbone = keras_hub.models.BertBackbone(**cfg)
+        inputs = {name: keras.Input((None,), dtype="int32", name=name) for name in x}
+        logits = keras.layers.Dense(2, dtype="float32")(backbone(inputs)["pooled_output"])
+        return keras.Model(inputs, logits)
+
+    # drop_remainder: one compiled program per bucket (partial batches would add one each).
+    bucketed = PreparedBatches(x, targets, batch, shuffle=True, bucket_boundaries="auto",
+                               drop_remainder=True)
+    d = ptloss_tf.Distiller(student())
+    d.compile(keras.optimizers.AdamW(2e-5), jit_compile=True,
+              distillation_loss=ptloss_tf.PTLoss(np.ones((5, 2)), from_logits=True))
+    plain = student()
+    plain.compile(keras.optimizers.AdamW(2e-5), jit_compile=True,
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    runs = {"project: Distiller + PTLoss, length buckets": lambda: d.fit(bucketed, epochs=1, verbose=0),
+            "plain keras-hub fit, padded to 128": lambda: plain.fit(
+                x, labels, batch_size=batch, epochs=1, verbose=0, shuffle=True)}
+    for name, fit in runs.items():
+        t = time.perf_counter()
+        fit()
+        log(f"[4] warm-up (compile every bucket) {name}: {time.perf_counter() - t:.1f} s")
+    speeds = {name: [] for name in runs}
+    for _ in range(2 if tiny else 3):
+        for name, fit in runs.items():
+            t = time.perf_counter()
+            fit()
+            speeds[name].append(n / (time.perf_counter() - t))
+    base = np.median(speeds["plain keras-hub fit, padded to 128"])
+    rows = []
+    for name, s in speeds.items():
+        rows.append({"run": name, "examples_per_s": float(np.median(s)),
+                     "ratio_vs_plain_padded": float(np.median(s) / base)})
+        log(f"[4] batch {batch} {name:48s} {np.median(s):9.1f} ex/s  x{np.median(s) / base:.2f}")
+    results["bucketing"] = {"batch": batch, "examples": n, "boundaries": bucketed.boundaries,
+                            "median_length": float(np.median(lengths)), "rows": rows}
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tiny", action="store_true")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 256])
+    parser.add_argument("--sst2-lengths", default=os.path.join(
+        os.path.dirname(os.path.abspath(__file__)), "carry", "sst2_lengths.npy"),
+        help="MiniLM token counts of SST-2 (bench/device/carry.py teacher-tokens)")
     args = parser.parse_args()
     results = {"backend": keras.backend.backend(), "keras": keras.__version__,
                "keras_hub": keras_hub.__version__}
@@ -189,7 +286,11 @@ def main():
         log(f"devices: {results['devices']}")
     check_values(results)
     loss_alone(results, steps=10 if args.tiny else 1000)
-    bert_throughput(results, args.tiny)
+    bert_throughput(results, args.tiny, [8] if args.tiny else args.batch_sizes)
+    if os.path.exists(args.sst2_lengths):
+        bucketing_speed(results, args.tiny, args.sst2_lengths, 8 if args.tiny else 128)
+    else:
+        log(f"[4] skipped: no {args.sst2_lengths}")
     out = os.environ.get("OUT")
     if out:
         with open(os.path.join(out, "jax_bert_check.json"), "w") as f:

@@ -2,6 +2,7 @@
 TF Text, TFDS) cannot be imported, as on a JAX- or PyTorch-only host:
 
     KERAS_BACKEND=jax python tests/helpers/without_tensorflow.py --prepared-data DIR ...
+    KERAS_BACKEND=jax python tests/helpers/without_tensorflow.py -m MODULE ARGS...
 
 An import of a blocked module raises ModuleNotFoundError; at exit the
 process prints `TENSORFLOW_BLOCKED_IMPORTS=<n>` (how many were refused) so a
@@ -27,6 +28,14 @@ sys.meta_path.insert(0, _Blocker())
 atexit.register(lambda: print(f"TENSORFLOW_BLOCKED_IMPORTS={len(refused)}", flush=True))
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["-m"]:  # another module, as `python -m` runs it
+        import os
+        import runpy
+
+        sys.path.insert(0, os.getcwd())  # as `python -m` does
+        sys.argv = sys.argv[2:]
+        runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+        sys.exit(0)
     from ptloss_tf.training.cli import main
 
     sys.exit(main(sys.argv[1:]))

@@ -26,7 +26,8 @@ class PreparedBatches(keras.utils.PyDataset):
         inputs: dict of `INPUT_KEYS` -> `[N, L]` int arrays (padded to the
             sequence length `L`, as `ptloss-distill prepare` stores them).
         targets: dict name -> `[N, ...]` array (e.g. `{"teacher_probs": p,
-            "labels": y}`), or None to yield `inputs` alone (`predict`).
+            "labels": y}`), one `[N, ...]` array (e.g. labels for a plain
+            classifier's `fit`), or None to yield `inputs` alone (`predict`).
         batch_size: examples per batch.
         shuffle: a new order every epoch, from `seed` and the epoch number.
         seed: the shuffle seed.
@@ -61,6 +62,9 @@ class PreparedBatches(keras.utils.PyDataset):
                 raise ValueError(f"PreparedBatches: inputs[{k!r}] has shape {v.shape}, "
                                  f"expected {(n, length)}.")
         self.targets = None
+        self._single_target = targets is not None and not isinstance(targets, dict)
+        if self._single_target:
+            targets = {"y": targets}
         if targets is not None:
             self.targets = {}
             for k, v in targets.items():
@@ -114,6 +118,8 @@ class PreparedBatches(keras.utils.PyDataset):
         x = {k: v[rows, :width] for k, v in self.inputs.items()}
         if self.targets is None:
             return x
+        if self._single_target:
+            return x, self.targets["y"][rows]
         return x, {k: v[rows] for k, v in self.targets.items()}
 
     def on_epoch_end(self):
