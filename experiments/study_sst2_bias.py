@@ -89,6 +89,10 @@ COLUMNS = {
     "PTLoss, recal. teacher": (("grid_a", "ptloss_calibrated"),),
     "Temperature": (("grid_a", "temperature"), ("grid_b", "temperature")),
     "Label smoothing": (("grid_a", "label_smoothing"), ("grid_b", "label_smoothing")),
+    # What the CLI's default run hands a user: its last lines name the
+    # student with the best validation accuracy among kl, kl_calibrated, ptloss.
+    "Default run's pick (best val. of the 3)": (("main", "kl"), ("main", "ptloss"),
+                                                ("main", "kl_calibrated")),
 }
 
 

@@ -175,9 +175,10 @@ class PreparedData:
             value = _plain(getattr(config, name))
             recorded = _plain(prepared.get(name))
             if value != recorded and value != _plain(getattr(defaults, name)):
+                shown = "unset: the default" if recorded is None else repr(recorded)
                 raise ValueError(
                     f"`{name}` is fixed by the prepared data in {self.folder} "
-                    f"({recorded!r}); run `ptloss-distill prepare` again to change it.")
+                    f"({shown}); run `ptloss-distill prepare` again to change it.")
             changes[name] = tuple(recorded) if isinstance(recorded, list) else recorded
         for name in MODEL_FIELDS:
             if getattr(config, name) == getattr(defaults, name) and name in prepared:

@@ -34,6 +34,7 @@ def test_framework_logging_requested():
     (["--preset", "./no/such/model"], "--preset ./no/such/model: no such folder"),
     (["--task", "file", "--train-file", "missing.tsv", "--test-file", "missing.tsv"],
      "--train-file missing.tsv: file not found"),
+    (["--prepared-data", "no_such_dir"], "--prepared-data no_such_dir: directory not found"),
 ])
 def test_bad_input_is_one_line_on_stderr_and_writes_nothing(tmp_path, argv, message):
     out = tmp_path / "run"
