@@ -271,6 +271,7 @@ def run_study(args):
             "teacher": teacher, "seed": seed, "group": group, "wall_s": step["wall_s"],
             "results": {r["method"]: r for r in report["results"]},
             "teacher_result": report["teacher"],
+            "calibrated_teacher": report.get("calibrated_teacher"),
             "coefficients": report.get("coefficients"),
             "finished_utc": cli_runs.utc_now()}
         save()
@@ -323,11 +324,17 @@ def report(path):
         if not t_runs:
             continue
         t = t_runs[0]["teacher_result"]
+        counts = t.get("prediction_counts")
+        recal = next((r["calibrated_teacher"] for r in t_runs
+                      if r.get("calibrated_teacher") and r["group"] == "main"), None)
         lines += [f"### Teacher `{teacher}` ({record.get('epochs')} epochs, "
                   f"{record.get('wall_s', 0) / 60:.1f} min): test accuracy "
                   f"{100 * t['accuracy']:.1f}, validation accuracy "
                   f"{100 * t['validation_accuracy']:.1f}"
-                  + (f", test NLL {t['nll']:.3f}, ECE {t['ece']:.3f}" if 'nll' in t else ""), "",
+                  + (f", test NLL {t['nll']:.3f}, ECE {t['ece']:.3f}" if 'nll' in t else "")
+                  + (f"; test predictions {counts}" if counts else "")
+                  + (f". Recalibrated (vector): test accuracy {100 * recal['accuracy']:.1f}, "
+                     f"NLL {recal['nll']:.3f}, ECE {recal['ece']:.3f}" if recal else ""), "",
                   "| method | seeds | test acc. (mean ± sd) | Δ acc. vs KL (points) | per seed "
                   "| paired t p | test NLL | Δ NLL | test ECE | Δ ECE |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
@@ -365,15 +372,22 @@ def figure(path, png):
 
     with open(path) as f:
         runs = json.load(f)["runs"]
-    labels = [c for c in COLUMNS if c != "KL"]
-    fig, axes = plt.subplots(1, len(TEACHERS), figsize=(4.2 * len(TEACHERS), 4.2), sharey=True)
+    labels = [c for c in COLUMNS if c != "KL" and any(
+        per_seed(runs, t, COLUMNS[c]) for t in TEACHERS)]
+
+    def colour(label):
+        if label.startswith("Default"):
+            return "0.5"
+        return "C0" if "PTLoss" in label else "C1" if "recal" in label else "C2"
+
+    fig, axes = plt.subplots(1, len(TEACHERS), figsize=(4.2 * len(TEACHERS), 4.6), sharey=True)
     for ax, teacher in zip(axes, TEACHERS):
         kl = per_seed(runs, teacher, COLUMNS["KL"])
         for i, label in enumerate(labels):
             chosen = per_seed(runs, teacher, COLUMNS[label])
             _, diff, _ = paired(chosen, kl)
             if len(diff):
-                ax.bar(i, diff.mean(), color="C0" if "PTLoss" in label else "C1", alpha=0.5)
+                ax.bar(i, diff.mean(), color=colour(label), alpha=0.5)
                 ax.plot(np.full(len(diff), i), diff, "k.", ms=4)
         ax.axhline(0, color="k", lw=0.8)
         ax.set_xticks(range(len(labels)), labels, rotation=60, ha="right", fontsize=8)
