@@ -29,6 +29,7 @@ from ptloss_tf.calibration import METHODS as CALIBRATION_METHODS
 from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
 from ptloss_tf.console import ArgumentParser
 from ptloss_tf.training.methods import METHODS
+from ptloss_tf.training.task_examples import DataSource
 
 TASKS = ("synthetic", "sst2", "mnli", "boolq", "rte", "file")
 #: Deprecated name of `methods.METHODS`.
@@ -36,26 +37,16 @@ LOSSES = METHODS
 
 
 @dataclasses.dataclass(frozen=True)
-class DistillConfig:
+class DistillConfig(DataSource):
     """Every option of one `ptloss-distill` run (see `--help` for each).
 
     Field names are the flags' names with `_` for `-`; `asdict(config)` is
     the `config` object of `report.json`.
     """
 
-    config: str = None
-    # task and data
+    # task and data: `DataSource`'s fields, with the embedded default task
     task: str = "synthetic"
-    source: str = "auto"
-    data_root: str = None
-    tfds_data_dir: str = None
-    train_file: str = None
-    validation_file: str = None
-    test_file: str = None
-    text_fields: tuple = ("sentence",)
-    label_field: str = "label"
-    class_names: tuple = None
-    no_header: bool = False
+    config: str = None
     max_train_examples: int = None
     # synthetic task
     synthetic_train: int = 4000
@@ -116,10 +107,9 @@ class DistillConfig:
     verbose: int = 2
 
     def __post_init__(self):
-        for name in ("text_fields", "class_names", "loss"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
+        super().__post_init__()
+        if self.loss is not None and not isinstance(self.loss, tuple):
+            object.__setattr__(self, "loss", tuple(self.loss))
 
     @classmethod
     def from_namespace(cls, namespace):

@@ -1,8 +1,8 @@
 """The examples a run reads: a registered task's splits or a user's files.
 
 `DataSource` holds the data options shared by `ptloss-distill` and
-`ptloss-distill teacher` (both configs have these fields), so both read the
-same rows for the same options.
+`ptloss-distill teacher` (both configs inherit them), so both read the same
+rows for the same options.
 """
 
 import dataclasses
@@ -47,6 +47,12 @@ class DataSource:
     label_field: str = "label"
     class_names: tuple = None
     no_header: bool = False
+
+    def __post_init__(self):
+        for name in ("text_fields", "class_names"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
     @classmethod
     def from_config(cls, config):

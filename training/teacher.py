@@ -78,25 +78,14 @@ TEACHER_FILE = "teacher.keras"
 RUN_FILE = "teacher_run.json"
 
 
-@dataclasses.dataclass(frozen=True)
-class TeacherConfig:
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TeacherConfig(DataSource):
     """Every option of `ptloss-distill teacher` (see `--help`); the data
-    fields are those of `task_examples.DataSource`."""
+    fields are `task_examples.DataSource`'s (inherited). Keyword-only."""
 
-    task: str
     preset: str
     output_dir: str
     teacher_name: str = None
-    source: str = "auto"
-    data_root: str = None
-    tfds_data_dir: str = None
-    train_file: str = None
-    validation_file: str = None
-    test_file: str = None
-    text_fields: tuple = ("sentence",)
-    label_field: str = "label"
-    class_names: tuple = None
-    no_header: bool = False
     max_train_examples: int = None
     predict_all_train: bool = False
     sequence_length: int = 128
@@ -106,12 +95,6 @@ class TeacherConfig:
     seed: int = 0
     overwrite: bool = False
     verbose: int = 2
-
-    def __post_init__(self):
-        for name in ("text_fields", "class_names"):
-            value = getattr(self, name)
-            if value is not None and not isinstance(value, tuple):
-                object.__setattr__(self, name, tuple(value))
 
 
 def build_parser():
