@@ -356,9 +356,42 @@ def report(path):
                 cells.append(f"{np.mean([chosen[s][metric] for s in chosen]):.3f}")
                 cells.append("-" if label == "KL" else f"{paired(chosen, kl, metric)[0]:+.3f}")
             lines.append("| " + " | ".join(cells) + " |")
+        d, diff, p = paired(per_seed(runs, teacher, COLUMNS["KL, recal. teacher (vector)"]),
+                            per_seed(runs, teacher, COLUMNS["PTLoss (brier)"]))
+        if len(diff):
+            lines += ["", f"KL from the recalibrated teacher (vector) minus PTLoss (brier): "
+                          f"{d:+.2f} points (per seed {', '.join(f'{x:+.1f}' for x in diff)}; "
+                          f"paired t p = {p:.3f})."]
         wall = sum(r["wall_s"] for r in t_runs)
         lines += ["", f"{len(t_runs)} student calls, {wall / 60:.0f} min of summed wall time.", ""]
+    lines += pooled(runs)
     return "\n".join(lines)
+
+
+def pooled(runs):
+    """Paired differences pooled over the teachers' (teacher, seed) pairs:
+    mean, paired t p and Wilcoxon signed-rank p."""
+    import numpy as np
+    from scipy import stats
+
+    pairs = [("PTLoss (brier)", "KL"), ("KL, recal. teacher (vector)", "KL"),
+             ("KL, recal. teacher (vector)", "PTLoss (brier)"),
+             ("Default run's pick (best val. of the 3)", "KL")]
+    lines = ["### Pooled over the teachers (accuracy points; (teacher, seed) pairs)", "",
+             "| comparison | teachers | pairs | mean Δ | paired t p | Wilcoxon p |",
+             "|---|---|---|---|---|---|"]
+    for a, b in pairs:
+        for label, teachers in (("all three", TEACHERS), ("balanced + overconfident",
+                                                          ("balanced", "overconfident"))):
+            diff = np.concatenate([paired(per_seed(runs, t, COLUMNS[a]),
+                                          per_seed(runs, t, COLUMNS[b]))[1] for t in teachers])
+            if len(diff) < 2:
+                continue
+            t_p = stats.ttest_1samp(diff, 0.0).pvalue if np.ptp(diff) > 1e-12 else float("nan")
+            w_p = stats.wilcoxon(diff).pvalue if np.any(diff != 0) else float("nan")
+            lines.append(f"| {a} − {b} | {label} | {len(diff)} | {diff.mean():+.2f} | "
+                         f"{t_p:.3f} | {w_p:.3f} |")
+    return lines
 
 
 def figure(path, png):
