@@ -188,14 +188,31 @@ def predict_table(model_path, tsv, out):
     os.replace(tmp, out)
 
 
+#: The teachers' outputs kept with the results, so that the study resumes
+#: with the same teachers on a machine whose work directory is gone.
+KEPT_OUTPUTS = os.path.join(text_studies.RESULTS, "study_sst2_bias_teachers")
+OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
+
+
 def prepare_teacher(name, args, folder, minilm, state, save):
     """Fine-tunes teacher `name` (once) and writes the students' teacher
     outputs for it: train.jsonl = its predictions on the transfer set
-    (imported), validation/test.jsonl = the teacher CLI's own. Returns the
-    outputs folder."""
+    (imported), validation/test.jsonl = the teacher CLI's own. They are also
+    kept in `KEPT_OUTPUTS/<name>/` (not for `--tiny`), and restored from
+    there when the work directory lacks them. Returns the outputs folder."""
     record = state["teachers"].setdefault(name, {})
     run_dir = os.path.join(args.work_dir, f"teacher_{name}")
     outputs = os.path.join(args.work_dir, f"outputs_{name}")
+    kept = os.path.join(KEPT_OUTPUTS, name)
+    if (not args.tiny and "teacher_run" in record
+            and not os.path.exists(os.path.join(outputs, "train.jsonl"))):
+        if not all(os.path.exists(os.path.join(kept, f)) for f in OUTPUT_FILES):
+            sys.exit(f"study_sst2_bias: {outputs} and {kept} lack the {name} teacher's "
+                     f"outputs that {args.out} records; use another --out to start afresh.")
+        os.makedirs(outputs, exist_ok=True)
+        for f in OUTPUT_FILES:
+            shutil.copyfile(os.path.join(kept, f), os.path.join(outputs, f))
+        print(f"[teacher {name}] outputs restored from {kept}", flush=True)
     if "teacher_run" not in record:
         epochs = args.overconfident_epochs if name == "overconfident" else args.teacher_epochs
         step = cli_runs.run_cli(f"teacher {name}", ["teacher"] + teacher_task(folder, name) + [
@@ -228,6 +245,10 @@ def prepare_teacher(name, args, folder, minilm, state, save):
             sys.exit(f"study_sst2_bias: importing the {name} teacher's outputs failed.")
         record["transfer_predict_s"] = time.perf_counter() - t0
         save()
+    if not args.tiny and not all(os.path.exists(os.path.join(kept, f)) for f in OUTPUT_FILES):
+        os.makedirs(kept, exist_ok=True)
+        for f in OUTPUT_FILES:
+            shutil.copyfile(os.path.join(outputs, f), os.path.join(kept, f))
     return outputs
 
 
