@@ -340,7 +340,6 @@ def report(path):
     lines = [f"Subsets: {json.dumps(state['subsets'])}", ""]
     for teacher in TEACHERS:
         record = state["teachers"].get(teacher, {})
-        tr = (record.get("teacher_run") or {})
         t_runs = [r for r in runs.values() if r["teacher"] == teacher]
         if not t_runs:
             continue

@@ -14,13 +14,11 @@ Three ways to get a backbone:
   layers (DistilBERT-style).
 """
 
-import os
-
 import keras
 import keras_hub
 
 from ptloss_tf.training.data.tokenization import SPECIAL_TOKENS  # noqa: F401  (re-exported)
-from ptloss_tf.training.data.tokenization import load_vocabulary  # noqa: F401
+from ptloss_tf.training.data.tokenization import load_vocabulary
 from ptloss_tf.training.data.tokenization import make_preprocessor
 from ptloss_tf.validation import check_positive
 
