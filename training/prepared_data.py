@@ -33,7 +33,9 @@ Layout of PREPARED (format `ptloss-prepared-data`, version 1):
 The options that shape the data (`DATA_FIELDS`: task, files, teacher
 outputs, search, sequence length, ...) are fixed by `prepare`; a training
 run takes the others (methods, epochs, learning rate, seed, student size,
-hardware) from its own command line.
+hardware) from its own command line. With `--max-train-examples` the
+training rows are the ones drawn with prepare's `--seed`: a training run's
+`--seed` changes the data order and initialisation, not the rows.
 """
 
 import dataclasses
