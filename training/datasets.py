@@ -31,18 +31,15 @@ def run_datasets(config, splits, preprocessor, tokens=None):
     # a handful of programs (dynamic padding would recompile per length).
     static = True
 
-    def targets(split):
-        return _targets(splits, split)
-
     train = make_dataset(splits.examples["train"], preprocessor, config.batch_size,
-                         targets=targets("train"), shuffle=True, seed=config.seed,
+                         targets=_targets(splits, "train"), shuffle=True, seed=config.seed,
                          bucket_boundaries=boundaries, static_shapes=static,
                          drop_remainder=config.strategy == "tpu")
     validation = make_dataset(splits.examples["validation"], preprocessor, config.batch_size,
-                              targets=targets("validation"), bucket_boundaries=boundaries,
+                              targets=_targets(splits, "validation"), bucket_boundaries=boundaries,
                               static_shapes=static)
     evaluations = {split: make_dataset(splits.examples[split], preprocessor,
-                                       config.batch_size, targets=targets(split))
+                                       config.batch_size, targets=_targets(splits, split))
                    for split in ("test", *splits.extra_test_splits)}
     return train, validation, evaluations
 

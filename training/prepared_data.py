@@ -51,6 +51,7 @@ from ptloss_tf.io_utils import atomic_write_text
 from ptloss_tf.io_utils import file_sha256
 from ptloss_tf.io_utils import publish_file
 from ptloss_tf.training.data.examples import Examples
+from ptloss_tf.training.data.tokenization import INPUT_KEYS
 from ptloss_tf.training.search_stage import SearchStage
 from ptloss_tf.training.splits import Splits
 
@@ -75,7 +76,6 @@ MODEL_FIELDS = ("preset", "init_from_layers", "student_layers", "hidden", "heads
 SEARCH_FILES = ("coefficients.json", "search.json", "search.png", "calibration.json",
                 "coefficients_calibrated.json", "search_calibrated.json",
                 "search_calibrated.png")
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
 
 
 def write_prepared(folder, config, splits, stage, preprocessor, log=print):

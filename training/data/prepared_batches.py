@@ -15,8 +15,7 @@ import numpy as np
 from ptloss_tf.training.data.buckets import auto_bucket_boundaries
 from ptloss_tf.training.data.buckets import normalise_boundaries
 from ptloss_tf.training.data.buckets import plan_batches
-
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+from ptloss_tf.training.data.tokenization import INPUT_KEYS
 
 
 class PreparedBatches(keras.utils.PyDataset):
