@@ -26,9 +26,16 @@ seed by seed within each priority:
 1. `--loss kl ptloss ptloss_random --criterion brier` (the CLI's default
    criterion, MATH.md Sec. 3b);
 2. `--loss ptloss --criterion deviation` (the paper's Eq. 21);
-3. `--loss temperature label_smoothing focal` with the values above.
+3. `--loss temperature label_smoothing focal` with the values above;
+4. `recipe`: `--loss kl` alone, not in the default groups: with
+   `--epochs 4 --learning-rate 3e-4` (the recipe that lifted the SST-2
+   students of `study_sst2_bias.py` off a single class) it tests whether
+   the RTE/BoolQ students stayed at the class prior because the default
+   recipe under-trained them.
 
-`--groups` picks among these (`main`, `eq21`, `baselines`).
+`--groups` picks among these (`main`, `eq21`, `baselines`, `recipe`);
+`--learning-rate` sets the students' peak learning rate (default: the
+CLI's).
 
 Each finished call's results are written atomically to `--out` (JSON, the
 record layout of `study_sst2.py`, so either script's `--report` reads it;
@@ -39,6 +46,9 @@ skips finished calls. From the repository root:
     .venv/bin/python -m experiments.study_glue --task boolq
     .venv/bin/python -m experiments.study_glue --report experiments/results/study_rte.json
     .venv/bin/python -m experiments.study_glue --task rte --spread
+    .venv/bin/python -m experiments.study_glue --task rte --groups recipe --seeds 2 \
+        --epochs 4 --learning-rate 3e-4 --work-dir /tmp/study_rte_recipe \
+        --out experiments/results/study_rte_recipe.json
 
 `--spread` loads every saved `student.keras` under the work directory and
 prints, on the test split, how many examples each class is predicted for and
@@ -65,10 +75,11 @@ TEACHER_NAMES = {"rte": "all-MiniLM-L6-v2 (RTE fine-tuned)",
                  "boolq": "all-MiniLM-L6-v2 (BoolQ 60% split fine-tuned)"}
 
 
-GROUPS = ("main", "eq21", "baselines")
+GROUPS = ("main", "eq21", "baselines", "recipe")
+DEFAULT_GROUPS = ("main", "eq21", "baselines")
 
 
-def planned_calls(seeds, groups=GROUPS):
+def planned_calls(seeds, groups=DEFAULT_GROUPS):
     """(key, seed, --loss methods, extra flags), in priority order."""
     flags = [str(x) for flag, value in BASELINE_VALUES.values() for x in (flag, value)]
     by_group = {
@@ -79,6 +90,7 @@ def planned_calls(seeds, groups=GROUPS):
                  for s in range(seeds)],
         "baselines": [(f"seed{s}/baselines", s, list(BASELINE_VALUES), flags)
                       for s in range(seeds)],
+        "recipe": [(f"seed{s}/kl", s, ["kl"], []) for s in range(seeds)],
     }
     return [call for group in GROUPS if group in groups for call in by_group[group]]
 
@@ -105,9 +117,12 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=2)
-    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(GROUPS),
+    parser.add_argument("--groups", nargs="+", choices=GROUPS, default=list(DEFAULT_GROUPS),
                         help="which calls to run (main: kl, ptloss brier, ptloss_random; "
-                             "eq21: ptloss with the paper's criterion; baselines)")
+                             "eq21: ptloss with the paper's criterion; baselines; "
+                             "recipe: kl alone, not run by default)")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="the students' peak learning rate (default: the CLI's)")
     parser.add_argument("--out", default=None,
                         help="default: experiments/results/study_TASK.json")
     parser.add_argument("--spread", action="store_true",
@@ -136,8 +151,9 @@ def main():
         if key in state["calls"]:
             continue
         out = os.path.join(work, key.replace("/", "_").replace("+", "_"))
+        lr = ["--learning-rate", str(args.learning_rate)] if args.learning_rate else []
         step, report = text_studies.run_student(key, task, teacher_dir, folder, methods,
-                                                args.epochs, seed, out, extra)
+                                                args.epochs, seed, out, extra + lr)
         if report is None:
             continue
         state["teacher"] = report["teacher"]
@@ -170,7 +186,7 @@ def prediction_spread(task_name, work):
     import keras
     import numpy as np
 
-    from ptloss_tf.training.data.examples import load_split
+    from ptloss_tf.training.data import load_split
     from ptloss_tf.probabilities import softmax
 
     split = "validation" if task_name == "rte" else "test"  # RTE test labels are hidden
