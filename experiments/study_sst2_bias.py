@@ -95,6 +95,12 @@ COLUMNS = {
                                                 ("main", "kl_calibrated")),
 }
 
+#: Per-teacher comparisons between two methods, beyond each one's Δ vs KL:
+#: does recalibration beat PTLoss, and does PTLoss add anything once the
+#: teacher is recalibrated?
+HEAD_TO_HEAD = (("KL, recal. teacher (vector)", "PTLoss (brier)"),
+                ("PTLoss, recal. teacher", "KL, recal. teacher (vector)"))
+
 
 def _read_rows(path):
     with open(path, encoding="utf-8") as f:
@@ -376,16 +382,33 @@ def report(path):
                 cells.append(f"{np.mean([chosen[s][metric] for s in chosen]):.3f}")
                 cells.append("-" if label == "KL" else f"{paired(chosen, kl, metric)[0]:+.3f}")
             lines.append("| " + " | ".join(cells) + " |")
-        d, diff, p = paired(per_seed(runs, teacher, COLUMNS["KL, recal. teacher (vector)"]),
-                            per_seed(runs, teacher, COLUMNS["PTLoss (brier)"]))
-        if len(diff):
-            lines += ["", f"KL from the recalibrated teacher (vector) minus PTLoss (brier): "
-                          f"{d:+.2f} points (per seed {', '.join(f'{x:+.1f}' for x in diff)}; "
-                          f"paired t p = {p:.3f})."]
+        for a, b in HEAD_TO_HEAD:
+            d, diff, p = paired(per_seed(runs, teacher, COLUMNS[a]),
+                                per_seed(runs, teacher, COLUMNS[b]))
+            if len(diff):
+                lines += ["", f"{a} minus {b}: {d:+.2f} points (per seed "
+                              f"{', '.join(f'{x:+.1f}' for x in diff)}; paired t p = "
+                              + ("-" if np.isnan(p) else f"{p:.3f}") + ")."]
+        lines += grid_choices(runs, teacher)
         wall = sum(r["wall_s"] for r in t_runs)
         lines += ["", f"{len(t_runs)} student calls, {wall / 60:.0f} min of summed wall time.", ""]
     lines += pooled(runs)
     return "\n".join(lines)
+
+
+def grid_choices(runs, teacher):
+    """One line per baseline grid: the value each seed's validation accuracy
+    selected (the report's column is those students)."""
+    values = {group: dict(zip(GROUPS[group][1][::2], GROUPS[group][1][1::2]))
+              for group in GROUPS}
+    lines = []
+    for label, flag in (("Temperature", "--temperature"), ("Label smoothing", "--smoothing")):
+        chosen = per_seed(runs, teacher, COLUMNS[label])
+        if chosen:
+            picks = ", ".join(f"seed {s}: {values[chosen[s]['group']][flag]}"
+                              for s in sorted(chosen))
+            lines += ["", f"{label}: value selected on validation accuracy per seed ({picks})."]
+    return lines
 
 
 def pooled(runs):
@@ -395,8 +418,8 @@ def pooled(runs):
     from scipy import stats
 
     pairs = [("PTLoss (brier)", "KL"), ("KL, recal. teacher (vector)", "KL"),
-             ("KL, recal. teacher (vector)", "PTLoss (brier)"),
-             ("Default run's pick (best val. of the 3)", "KL")]
+             *HEAD_TO_HEAD, ("Default run's pick (best val. of the 3)", "KL"),
+             ("Temperature", "KL"), ("Label smoothing", "KL")]
     lines = ["### Pooled over the teachers (accuracy points; (teacher, seed) pairs)", "",
              "| comparison | teachers | pairs | mean Δ | paired t p | Wilcoxon p |",
              "|---|---|---|---|---|---|"]
