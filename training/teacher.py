@@ -50,7 +50,6 @@ which any distillation can use (slow: 67k rows on SST-2).
 """
 
 import dataclasses
-import json
 import os
 import re
 import shutil
@@ -72,6 +71,12 @@ from ptloss_tf.training.task_examples import DataSource
 from ptloss_tf.training.task_examples import extra_test_splits
 from ptloss_tf.training.task_examples import load_registered_split
 from ptloss_tf.training.task_examples import load_task_examples
+from ptloss_tf.training.teacher_run_state import BACKUP_DIR
+from ptloss_tf.training.teacher_run_state import backup
+from ptloss_tf.training.teacher_run_state import kept_outputs
+from ptloss_tf.training.teacher_run_state import open_run_state
+from ptloss_tf.training.teacher_run_state import restore
+from ptloss_tf.training.teacher_run_state import write_state
 
 TEACHER_FILE = "teacher.keras"
 #: Timings and accuracies of the teacher run, for benchmarks.
@@ -271,138 +276,6 @@ _GENERIC_NAME = re.compile(
 )
 
 
-# -- the run directory and resuming ---------------------------------------------
-
-STATE_FILE = "teacher_state.json"
-BACKUP_DIR = "teacher_backup"
-#: The options that do not change what a run computes (a resumed run may differ in them).
-_NOT_RESUME_OPTIONS = ("output_dir", "overwrite", "verbose")
-
-
-def run_options(config):
-    """The options a resumed run must share with the interrupted one: all of
-    them except `--output-dir`, `--overwrite` and `--verbose`, with file paths
-    made absolute."""
-    options = {}
-    for field in dataclasses.fields(config):
-        if field.name in _NOT_RESUME_OPTIONS:
-            continue
-        value = getattr(config, field.name)
-        if field.name.endswith(("_file", "_root", "_dir")) and value is not None:
-            value = os.path.abspath(value)
-        if field.name == "preset" and value is not None and os.path.exists(value):
-            value = os.path.abspath(value)
-        options[field.name] = list(value) if isinstance(value, tuple) else value
-    return options
-
-
-def _refuse_existing(config, splits):
-    paths = [os.path.join(config.output_dir, f"{s}.jsonl") for s in splits]
-    paths.append(os.path.join(config.output_dir, TEACHER_FILE))
-    existing = [p for p in paths if os.path.exists(p)]
-    if existing and not config.overwrite:
-        raise ValueError(f"teacher outputs already exist ({existing[0]}); pass --overwrite "
-                         "to replace them or choose another --output-dir.")
-
-
-def open_run_state(config, splits):
-    """The run state of `--output-dir`: the interrupted run's to resume, or a fresh one.
-
-    Only reads: nothing is written before the options and the data are
-    checked. An unfinished run with the same options (`run_options`) is
-    resumed, with or without `--overwrite`; one that stopped before its first
-    epoch was backed up may be restarted with other options; a finished run,
-    one with training progress and other options, or outputs without a run
-    state are replaced only with `--overwrite`.
-
-    Raises:
-        ValueError: the directory holds a finished run, an unfinished one with
-            other options, or teacher outputs, and `--overwrite` is not given.
-    """
-    options = run_options(config)
-    path = os.path.join(config.output_dir, STATE_FILE)
-    state = None
-    if os.path.exists(path):
-        try:
-            with open(path, encoding="utf-8") as f:
-                state = json.load(f)
-        except (OSError, json.JSONDecodeError):
-            state = {}  # unreadable: treat as another run's
-    if state and not state.get("finished") and state.get("options") == options:
-        state["resumed"] = True
-        return state
-    started = state and (state.get("epochs_done") or state.get("teacher_file")
-                         or state.get("outputs") or state.get("finished"))
-    if state is not None and not started:
-        state = None  # failed before training (a bad --preset, say): nothing to protect
-    if state is not None and not config.overwrite:
-        if state.get("finished"):
-            raise ValueError(f"{config.output_dir} holds the outputs of a finished teacher run; "
-                             "pass --overwrite to replace them or choose another --output-dir.")
-        old = state.get("options") or {}
-        diff = [k for k in options if old.get(k) != options[k]] or ["(unreadable state)"]
-        shown = "; ".join(f"--{k.replace('_', '-')} {old.get(k)!r} there, {options.get(k)!r} now"
-                          for k in diff[:3])
-        raise ValueError(f"{config.output_dir} holds an unfinished teacher run with other "
-                         f"options ({shown}); rerun its command to resume it, or pass "
-                         "--overwrite to start over.")
-    if state is None:
-        _refuse_existing(config, splits)
-    return {"format": "ptloss-teacher-run-state", "version": 1, "options": options,
-            "finished": False, "epochs_done": 0, "backup": None, "teacher_file": None,
-            "outputs": {}, "resumed": False}
-
-
-def _write_state(config, state):
-    atomic_write_json(os.path.join(config.output_dir, STATE_FILE),
-                      {k: v for k, v in state.items() if k != "resumed"})
-
-
-def _seed_states(model):
-    """The dropout layers' random-generator states (`model.variables` order).
-
-    `save_weights` does not store them; restoring them makes a resumed
-    fine-tuning draw the same dropout masks as an uninterrupted one.
-    """
-    return [v for v in model.variables if "seed_generator_state" in v.path]
-
-
-def _backup(config, state, teacher, epochs_done):
-    """Saves the weights, optimizer and dropout states after `epochs_done` epochs.
-
-    The weights go to a new file, renamed into place, and only then does the
-    run state point at it: a kill at any point leaves a consistent backup.
-    """
-    directory = os.path.join(config.output_dir, BACKUP_DIR)
-    os.makedirs(directory, exist_ok=True)
-    name = f"epoch-{epochs_done:04d}.weights.h5"
-    path = os.path.join(directory, name)
-    save_atomically(lambda tmp: teacher.save_weights(tmp, overwrite=True),
-                    os.path.join(directory, "writing.weights.h5"), path)
-    previous = state.get("backup")
-    state.update(epochs_done=int(epochs_done), backup=name,
-                 seed_states=[np.asarray(v).tolist() for v in _seed_states(teacher)])
-    _write_state(config, state)
-    if previous and previous != name and os.path.exists(os.path.join(directory, previous)):
-        os.unlink(os.path.join(directory, previous))
-
-
-def _restore(config, state, teacher):
-    """Loads the backup of `state` into `teacher` (built, compiled); the number of
-    epochs it holds."""
-    if not state.get("backup"):
-        return 0
-    path = os.path.join(config.output_dir, BACKUP_DIR, state["backup"])
-    if not os.path.exists(path):
-        return 0
-    # The optimizer's variables must exist for load_weights to fill them.
-    teacher.optimizer.build(teacher.trainable_variables)
-    teacher.load_weights(path)
-    for variable, value in zip(_seed_states(teacher), state.get("seed_states") or ()):
-        variable.assign(np.asarray(value, dtype=variable.dtype))
-    return int(state["epochs_done"])
-
-
 def fit_epoch(teacher, train_ds, val_ds, epoch, config):
     """One epoch of fine-tuning (a function of its own: the unit a run resumes in)."""
     teacher.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1,
@@ -442,7 +315,7 @@ def fine_tune(config, examples, fit_rows, class_names, state=None):
     val_ds = make_dataset(examples["validation"], preprocessor, config.batch_size,
                           bucket_boundaries="auto", static_shapes=True).map(labels_only)
     held = len(examples["train"]) - len(train)
-    start = _restore(config, state, teacher) if state is not None else 0
+    start = restore(config, state, teacher) if state is not None else 0
     print(f"Fine-tuning teacher {config.preset} on {len(train)} {config.task} examples "
           f"({teacher.count_params():,} parameters)"
           + (f"; {held} training rows not used" if held else "")
@@ -454,25 +327,8 @@ def fine_tune(config, examples, fit_rows, class_names, state=None):
                                 bucket_boundaries="auto", static_shapes=True).map(labels_only)
         fit_epoch(teacher, train_ds, val_ds, epoch, config)
         if state is not None:
-            _backup(config, state, teacher, epoch + 1)
+            backup(config, state, teacher, epoch + 1)
     return teacher, preprocessor
-
-
-def _kept_outputs(config, state, split, ex, fingerprints, name):
-    """The outputs file of `split` if this run wrote it completely for these
-    examples (recorded in the state, same bytes, ids and fingerprints), else None."""
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
-
-    path = os.path.join(config.output_dir, f"{split}.jsonl")
-    record = state["outputs"].get(split)
-    if not record or not os.path.exists(path) or file_sha256(path) != record.get("sha256"):
-        return None
-    outputs = TeacherOutputs.load(path)
-    if (outputs.teacher != name or outputs.fingerprints is None
-            or outputs.ids.tolist() != np.asarray(ex.ids).tolist()
-            or outputs.fingerprints.tolist() != fingerprints.tolist()):
-        return None  # the data changed under the same options: predict again
-    return outputs
 
 
 def run(config):
@@ -512,7 +368,8 @@ def run(config):
         validation_for_fit = examples["train"].subset(held)
     else:
         validation_for_fit = examples["validation"]
-    state = open_run_state(config, ("train", "validation", "test", "validation_mismatched"))
+    state = open_run_state(config, [f"{s}.jsonl" for s in (
+        "train", "validation", "test", "validation_mismatched")] + [TEACHER_FILE])
     name = config.teacher_name or default_teacher_name(config.preset)
     os.makedirs(config.output_dir, exist_ok=True)
     backup_dir = os.path.join(config.output_dir, BACKUP_DIR)
@@ -520,7 +377,7 @@ def run(config):
         print(f"Resuming the unfinished teacher run in {config.output_dir}.", flush=True)
     else:
         shutil.rmtree(backup_dir, ignore_errors=True)  # another run's
-    _write_state(config, state)
+    write_state(config, state)
 
     start = time.time()
     model_path = os.path.join(config.output_dir, TEACHER_FILE)
@@ -535,7 +392,7 @@ def run(config):
         # Saved before predicting: an interrupted prediction resumes from it.
         save_teacher(teacher, preprocessor, model_path)
         state.update(teacher_file=file_sha256(model_path), backup=None, seed_states=None)
-        _write_state(config, state)
+        write_state(config, state)
         shutil.rmtree(backup_dir, ignore_errors=True)
     fitted = time.time()
     summary, written, rows = {}, [], {}
@@ -545,7 +402,7 @@ def run(config):
             ex, meta = ex.subset(predicted_rows), train_meta
         fingerprints = text_fingerprints(ex.texts)
         path = os.path.join(config.output_dir, f"{split}.jsonl")
-        outputs = _kept_outputs(config, state, split, ex, fingerprints, name)
+        outputs = kept_outputs(config, state, split, ex, fingerprints, name)
         if outputs is not None:
             print(f"Keeping {path}, written before the interruption.", flush=True)
             logits = outputs.values
@@ -556,7 +413,7 @@ def run(config):
                            teacher=name, metadata=meta, fingerprints=fingerprints,
                            ).save(path, overwrite=True)  # this run's directory (checked above)
             state["outputs"][split] = {"sha256": file_sha256(path), "rows": len(ex)}
-            _write_state(config, state)
+            write_state(config, state)
         written.append(f"{path} ({len(ex)} rows)")
         rows[split] = len(ex)
         labels = np.asarray(ex.labels)
@@ -572,7 +429,7 @@ def run(config):
         "text_fields": list(config.text_fields) if config.task == "file" else None,
     })
     state["finished"] = True
-    _write_state(config, state)
+    write_state(config, state)
     print(f"Wrote {', '.join(written)} and {model_path} in {time.time() - start:.0f} s; "
           f"teacher accuracy: {summary}", flush=True)
     return summary
