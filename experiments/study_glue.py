@@ -151,7 +151,7 @@ def main():
         if key in state["calls"]:
             continue
         out = os.path.join(work, key.replace("/", "_").replace("+", "_"))
-        lr = ["--learning-rate", str(args.learning_rate)] if args.learning_rate else []
+        lr = [] if args.learning_rate is None else ["--learning-rate", str(args.learning_rate)]
         step, report = text_studies.run_student(key, task, teacher_dir, folder, methods,
                                                 args.epochs, seed, out, extra + lr)
         if report is None:

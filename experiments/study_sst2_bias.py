@@ -200,6 +200,18 @@ KEPT_OUTPUTS = os.path.join(text_studies.RESULTS, "study_sst2_bias_teachers")
 OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
 
 
+def has_outputs(folder):
+    """Whether `folder` holds every file of `OUTPUT_FILES`."""
+    return all(os.path.exists(os.path.join(folder, f)) for f in OUTPUT_FILES)
+
+
+def copy_outputs(source, destination):
+    """Copies the `OUTPUT_FILES` of `source` into `destination` (created)."""
+    os.makedirs(destination, exist_ok=True)
+    for f in OUTPUT_FILES:
+        shutil.copyfile(os.path.join(source, f), os.path.join(destination, f))
+
+
 def prepare_teacher(name, args, folder, minilm, state, save):
     """Fine-tunes teacher `name` (once) and writes the students' teacher
     outputs for it: train.jsonl = its predictions on the transfer set
@@ -212,12 +224,10 @@ def prepare_teacher(name, args, folder, minilm, state, save):
     kept = os.path.join(KEPT_OUTPUTS, name)
     if (not args.tiny and "teacher_run" in record
             and not os.path.exists(os.path.join(outputs, "train.jsonl"))):
-        if not all(os.path.exists(os.path.join(kept, f)) for f in OUTPUT_FILES):
+        if not has_outputs(kept):
             sys.exit(f"study_sst2_bias: {outputs} and {kept} lack the {name} teacher's "
                      f"outputs that {args.out} records; use another --out to start afresh.")
-        os.makedirs(outputs, exist_ok=True)
-        for f in OUTPUT_FILES:
-            shutil.copyfile(os.path.join(kept, f), os.path.join(outputs, f))
+        copy_outputs(kept, outputs)
         print(f"[teacher {name}] outputs restored from {kept}", flush=True)
     if "teacher_run" not in record:
         epochs = args.overconfident_epochs if name == "overconfident" else args.teacher_epochs
@@ -251,10 +261,8 @@ def prepare_teacher(name, args, folder, minilm, state, save):
             sys.exit(f"study_sst2_bias: importing the {name} teacher's outputs failed.")
         record["transfer_predict_s"] = time.perf_counter() - t0
         save()
-    if not args.tiny and not all(os.path.exists(os.path.join(kept, f)) for f in OUTPUT_FILES):
-        os.makedirs(kept, exist_ok=True)
-        for f in OUTPUT_FILES:
-            shutil.copyfile(os.path.join(outputs, f), os.path.join(kept, f))
+    if not args.tiny and not has_outputs(kept):
+        copy_outputs(outputs, kept)
     return outputs
 
 
