@@ -104,6 +104,7 @@ class DistillConfig(DataSource):
     # output
     output_dir: str = None
     overwrite: bool = False
+    max_teacher_gap: float = 5.0
     verbose: int = 2
 
     def __post_init__(self):
@@ -295,6 +296,11 @@ def build_parser(prog="ptloss-distill"):
     _add(g, "--output-dir", help="default runs/<timestamp>")
     _add(g, "--overwrite", action="store_true",
             help="replace a finished run in --output-dir (never needed to resume)")
+    _add(g, "--max-teacher-gap", type=float,
+            help="accuracy points: when the best student's validation accuracy is more "
+                 "than this under its teacher's, the run ends with a warning naming "
+                 "what usually closes the gap (report.json: teacher_gap). Every "
+                 "result records its gap to the teacher either way")
     _add(g, "--verbose", type=int, choices=(0, 1, 2, 3), nargs="?",
             const=FRAMEWORK_LOGS_VERBOSITY,
             help="Keras progress: 0 silent, 1 bars, 2 one line per epoch; 3 (or "

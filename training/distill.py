@@ -20,7 +20,13 @@ Output directory contract (`--output-dir`):
   `nll_mismatched`, `ece_mismatched`, `teacher_agreement_mismatched` (the
   mismatched validation set, a second test set) and the teacher
   `accuracy_mismatched`; without that file the mismatched evaluation is
-  skipped and `notes` says so. Each result and the teacher also have
+  skipped and `notes` says so. Each result has `teacher_gap`: teacher minus
+  student accuracy in points, `validation_points` and `test_points` (and
+  `recalibrated_*` against the recalibrated teacher); the top-level
+  `teacher_gap` holds the best-validation student's `best_method`,
+  `validation_points`, `test_points`, `max_gap` and `warning` (the text of
+  the run's last line when that gap exceeds `--max-teacher-gap`, else
+  null). Each result and the teacher also have
   `macro_f1`, `mcc` (2 classes), `prediction_counts` and `label_counts`
   (`{class: n}` on the test split) and `single_class_prediction` (one class
   predicted for every test example; flagged in the log and in `notes`).
@@ -65,6 +71,9 @@ from ptloss_tf.training.run_directory import REPORT
 from ptloss_tf.training.run_directory import mark_finished
 from ptloss_tf.training.run_directory import prepare_output_dir
 from ptloss_tf.training.search_stage import run_search_stage
+from ptloss_tf.training.teacher_gap import gap_summary
+from ptloss_tf.training.teacher_gap import levers
+from ptloss_tf.training.teacher_gap import result_gaps
 from ptloss_tf.training.teacher_join import load_splits
 from ptloss_tf.training.train_method import TIMINGS
 from ptloss_tf.training.train_method import make_run_strategy
@@ -150,10 +159,14 @@ def _run(config):
         mark_finished(output_dir, state, method)
 
     calibrated_teacher = teacher_report(calibrated) if calibrated is not None else None
+    for result in results:
+        result["teacher_gap"] = result_gaps(result, teacher, calibrated_teacher)
     print_table(results, teacher, log=log, calibrated_teacher=calibrated_teacher)
     plot_learning_curves(output_dir, config.loss)
     write_samples(output_dir, splits.examples["test"])
     report = _report(config, splits, results, coefficients, search, teacher, strategy)
+    report["teacher_gap"] = gap_summary(results, teacher, max_gap=config.max_teacher_gap,
+                                        levers=levers(config))
     if "bayes_accuracy" in teacher:  # the synthetic task's ceiling (p* known)
         report["bayes_accuracy"] = teacher["bayes_accuracy"]
     if calibration is not None:
@@ -173,6 +186,8 @@ def _run(config):
                                  load_seconds=loaded - start, search_seconds=searched - loaded)
     atomic_write_json(os.path.join(output_dir, REPORT), report)
     log(where_and_what_next(output_dir, report))
+    if report["teacher_gap"]["warning"]:
+        log(report["teacher_gap"]["warning"])
     return report
 
 

@@ -50,6 +50,9 @@ def _check_numbers(config):
     _at_least(config, "synthetic_classes", 2)
     _at_least(config, "sequence_length", 8)
     _at_least(config, "early_stopping_patience", 0)
+    if not config.max_teacher_gap >= 0:  # also refuses NaN; inf never warns
+        raise ValueError(f"`max_teacher_gap` must be at least 0 accuracy points, got "
+                         f"{config.max_teacher_gap}.")
     if not 0.0 <= config.negation_rate <= 1.0:
         raise ValueError(f"`negation_rate` must lie in [0, 1], got {config.negation_rate}.")
     if not 0.0 <= config.warmup_fraction < 1.0:

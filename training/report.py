@@ -52,11 +52,18 @@ def _nll_and_ece(probs, labels):
     return scores
 
 
+#: The results table's gap columns: teacher minus student, accuracy points
+#: (`teacher_gap.result_gaps`).
+GAP_COLUMNS = {"gap_val_pts": "validation_points", "gap_test_pts": "test_points"}
+
+
 def print_table(results, teacher, log=print, calibrated_teacher=None):
     """Logs one row per method (test metrics, then `*_mismatched` ones where
-    present), rows for the teacher, the recalibrated teacher and (synthetic
-    task) the Bayes classifier, then each one's predictions per class (a
-    student that predicts a single class is flagged). `-`: not defined."""
+    present, then the gap to the teacher in accuracy points on validation
+    and test where the results carry `teacher_gap`), rows for the teacher,
+    the recalibrated teacher and (synthetic task) the Bayes classifier, then
+    each one's predictions per class (a student that predicts a single class
+    is flagged). `-`: not defined."""
     columns = ["accuracy", "macro_f1"]
     if any("mcc" in r for r in results):
         columns.append("mcc")
@@ -64,6 +71,8 @@ def print_table(results, teacher, log=print, calibrated_teacher=None):
     for extra in ("kl_to_p_star", "accuracy_mismatched", "nll_mismatched", "ece_mismatched"):
         if any(extra in r for r in results):
             columns.append(extra)
+    if any("teacher_gap" in r for r in results):
+        columns += list(GAP_COLUMNS)
     references = [{**teacher, "method": "teacher"}]
     if calibrated_teacher is not None:
         references.append({**calibrated_teacher, "method": "recalibrated teacher"})
@@ -76,9 +85,12 @@ def print_table(results, teacher, log=print, calibrated_teacher=None):
     def row(r):
         cells = []
         for c, w in zip(columns, widths):
-            value = r.get(c)
-            cells.append(f"{value:{w}.4f}" if isinstance(value, (int, float)) and np.isfinite(
-                value) else f"{'-':>{w}}")
+            if c in GAP_COLUMNS:
+                value, digits = (r.get("teacher_gap") or {}).get(GAP_COLUMNS[c]), 2
+            else:
+                value, digits = r.get(c), 4
+            cells.append(f"{value:{w}.{digits}f}" if isinstance(value, (int, float))
+                         and np.isfinite(value) else f"{'-':>{w}}")
         return f"{r['method']:<{name}}" + "".join(cells)
 
     header = f"{'method':<{name}}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths))

@@ -4,7 +4,8 @@
 `report.png`, one panel each:
 
 * test accuracy per method (bars), the teacher's and, for the synthetic
-  task, the Bayes accuracy as lines;
+  task, the Bayes accuracy as lines (the summary panel gives each
+  student's gap to the teacher and the large-gap warning);
 * KL(p* || student) per method with the teacher's (synthetic task: p* is
   known) or, for real tasks, the test NLL per method;
 * a reliability diagram (confidence against accuracy per bin) for each
@@ -131,8 +132,8 @@ def plot_report(output_dir, report):
     accuracy_lines = [("teacher", teacher.get("accuracy"))]
     if report.get("bayes_accuracy") is not None:
         accuracy_lines.append(("Bayes", report["bayes_accuracy"]))
-    _bars(axes[0, 0], results, "accuracy", colors, "test accuracy", "accuracy",
-          accuracy_lines)
+    _bars(axes[0, 0], results, "accuracy", colors,
+          "test accuracy (line: the teacher's)", "accuracy", accuracy_lines)
     if all("kl_to_p_star" in r for r in results) and "kl_to_p_star" in teacher:
         lines = [("teacher", teacher["kl_to_p_star"])]
         if report.get("calibrated_teacher"):
@@ -153,6 +154,8 @@ def plot_report(output_dir, report):
                      f"{config.get('prior_shift')}, noise {config.get('teacher_noise')}")
     for r in results:
         extra = f", KL(p*||s) {r['kl_to_p_star']:.3f}" if "kl_to_p_star" in r else ""
+        gap = (r.get("teacher_gap") or {}).get("test_points")
+        extra += f", {gap:+.1f} pts under teacher" if gap is not None else ""
         lines.append(f"{r['method']}: acc {r['accuracy']:.4f}, NLL {r['nll']:.3f}, "
                      f"ECE {r['ece']:.3f}{extra}")
     lines.append(f"teacher: acc {teacher['accuracy']:.4f}"
@@ -160,6 +163,11 @@ def plot_report(output_dir, report):
                     else ""))
     if report.get("bayes_accuracy") is not None:
         lines.append(f"Bayes accuracy {report['bayes_accuracy']:.4f}")
+    warning = (report.get("teacher_gap") or {}).get("warning")
+    if warning:
+        gap = report["teacher_gap"]
+        lines.append(f"\nWARNING: best student ({gap['best_method']}) "
+                     f"{gap['validation_points']:.1f} pts under the teacher on validation")
     summary.text(0.0, 1.0, "\n".join(lines), va="top", family="monospace", fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(output_dir, REPORT_FIGURE), dpi=100)
