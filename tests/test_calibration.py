@@ -471,7 +471,7 @@ _Y = np.array([1, 0, 1, 0])
         (_P, [1, 0, 2, 0], "vector", r"`labels` must lie in \[0, 2\)"),
         (_P, [1, 0, 1], "vector", r"`labels` has 3 entries"),
         (_P, [0.5, 0, 1, 0], "vector", r"`labels` must be integer"),
-        (_P, _Y, "platt", r"`method` must be one of \['temperature', 'bias', 'vector'\]"),
+        (_P, _Y, "platt", r"`method` must be one of \['temperature', 'bias', 'vector', 'matrix'\]"),
         (_P, _Y, None, r"`method` must be one of"),
         (_P[:3], _Y[:3], "vector", r"`teacher_probs` has 3 examples.*more than 3"),
         (_P[:1], _Y[:1], "bias", r"`teacher_probs` has 1 examples.*more than 1"),
