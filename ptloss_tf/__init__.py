@@ -3,7 +3,8 @@
 The public API::
 
     PTLoss, KLDivergence, TemperatureKLDivergence, LabelSmoothingKLDivergence,
-    FocalDistillationLoss, PTLossDistillation, Coefficients, Distiller,
+    FocalDistillationLoss, DecoupledKDLoss, DISTLoss, PTLossDistillation,
+    Coefficients, Distiller,
     metrics.*, proxy_teacher, deviation, brier_score, proxy_nll,
     search_coefficients, sample_candidates, random_coefficients, SearchResult,
     make_strategy, calibrate_teacher, TeacherCalibration, probabilities,
@@ -26,6 +27,8 @@ __version__ = "0.1.0"
 _SUBMODULES = ("callbacks", "classification_report", "losses", "metrics", "probabilities")
 _PUBLIC_API = {
     "Coefficients": "ptloss_tf.coefficients",
+    "DISTLoss": "ptloss_tf.losses",
+    "DecoupledKDLoss": "ptloss_tf.losses",
     "Distiller": "ptloss_tf.distiller",
     "FocalDistillationLoss": "ptloss_tf.losses",
     "KLDivergence": "ptloss_tf.losses",

@@ -73,7 +73,11 @@ class Distiller(keras.Model):
 
     The loss is `(1 - student_loss_weight) * distillation_loss(teacher_probs,
     student_logits) + student_loss_weight * CE(labels, student_logits)`, the
-    convention of `keras.distillation.Distiller`. Teacher logits become
+    convention of `keras.distillation.Distiller`. A distillation loss that
+    needs the labels (`takes_labels = True`, e.g. `DecoupledKDLoss`) gets
+    `loss.targets_with_labels(teacher_probs, labels)` as its `y_true`:
+    the teacher probabilities and the one-hot `"labels"` side by side, the
+    label half zero (the teacher's argmax stands in) without `"labels"`. Teacher logits become
     probabilities with a plain softmax; a temperature is the distillation
     loss' own `temperature` argument (`softmax(log p / T)` equals
     `softmax(t / T)`).
@@ -261,6 +265,11 @@ class Distiller(keras.Model):
     ):
         self._check_target_structure(y)
         teacher_probs = self._teacher_probs(x, y)
+        if getattr(self.distillation_loss, "takes_labels", False):
+            # DKD: the labels ride in y_true (`targets_with_labels`); rows or
+            # batches without them use the teacher's argmax.
+            teacher_probs = self.distillation_loss.targets_with_labels(
+                teacher_probs, y.get(LABELS))
         distill = self.distillation_loss(teacher_probs, y_pred, sample_weight)
         batch = ops.shape(y_pred)[0]
         self.distillation_loss_tracker.update_state(

@@ -92,6 +92,13 @@ class DistillConfig(DataSource):
     temperature: float = 2.0
     smoothing: float = 0.1
     focal_tau: float = 2.0
+    # K-class baselines: the authors' defaults (ptloss_tf.losses docstrings)
+    dkd_alpha: float = 1.0
+    dkd_beta: float = 8.0
+    dkd_temperature: float = 4.0
+    dist_beta: float = 1.0
+    dist_gamma: float = 1.0
+    dist_temperature: float = 1.0
     early_stopping_patience: int = 2
     seed: int = 0
     no_bucketing: bool = False
@@ -265,7 +272,9 @@ def build_parser(prog="ptloss-distill"):
 
     g = parser.add_argument_group("distillation")
     _add(g, "--loss", nargs="+", choices=METHODS,
-            help="one or several methods (a comparison run)")
+            help="one or several methods (a comparison run); dkd and dist are "
+                 "K-class baselines, degenerate for 2 classes (see --dkd-alpha, "
+                 "--dist-beta)")
     _add(g, "--epochs", type=int)
     _add(g, "--batch-size", type=int)
     _add(g, "--learning-rate", type=float,
@@ -278,6 +287,20 @@ def build_parser(prog="ptloss-distill"):
     _add(g, "--temperature", type=float, help="--loss temperature")
     _add(g, "--smoothing", type=float, help="--loss label_smoothing")
     _add(g, "--focal-tau", type=float, help="--loss focal")
+    _add(g, "--dkd-alpha", type=float,
+            help="--loss dkd (Decoupled KD, needs the labels): weight of the target-class "
+                 "term TCKD. dkd and dist are K-class losses, degenerate for 2 classes "
+                 "(dkd = alpha * the temperature baseline, NCKD being 0); defaults: the "
+                 "authors' (mdistiller; DIST_KD)")
+    _add(g, "--dkd-beta", type=float, help="--loss dkd: weight of the non-target term NCKD")
+    _add(g, "--dkd-temperature", type=float, help="--loss dkd: T (both terms times T^2)")
+    _add(g, "--dist-beta", type=float,
+            help="--loss dist (DIST): weight of the inter-class (per-example Pearson) "
+                 "term; degenerate for 2 classes (that correlation is +-1, only the "
+                 "intra-class term trains)")
+    _add(g, "--dist-gamma", type=float,
+            help="--loss dist: weight of the intra-class (per-class, over the batch) term")
+    _add(g, "--dist-temperature", type=float, help="--loss dist: tau (terms times tau^2)")
     _add(g, "--early-stopping-patience", type=int)
     _add(g, "--seed", type=int,
             help="initialisation, shuffling and --max-train-examples subsample seed")

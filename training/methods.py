@@ -4,11 +4,18 @@ coefficients, the paper's control) and the two that distil from the
 recalibrated teacher (`kl_calibrated`, `ptloss_calibrated`: see
 `teacher_calibration`), and the loss each one trains with.
 
+`dkd` and `dist` are the K-class baselines (degenerate for two classes:
+see `ptloss_tf.losses.DecoupledKDLoss` and `DISTLoss`); `dkd` gets the
+training labels through the `Distiller`'s `"labels"` target.
+
 Example:
 >>> METHODS
-('kl', 'temperature', 'label_smoothing', 'focal', 'ptloss', 'ptloss_random', 'kl_calibrated', 'ptloss_calibrated')
+('kl', 'temperature', 'label_smoothing', 'focal', 'dkd', 'dist', 'ptloss', 'ptloss_random', 'kl_calibrated', 'ptloss_calibrated')
 >>> type(make_loss("temperature", 2, temperature=3.0)).__name__
 'TemperatureKLDivergence'
+>>> loss = make_loss("dkd", 3, dkd={"alpha": 1.0, "beta": 2.0, "temperature": 1.0})
+>>> type(loss).__name__, loss.beta, loss.temperature
+('DecoupledKDLoss', 2.0, 1.0)
 """
 
 from ptloss_tf.losses import NAMES
@@ -24,7 +31,7 @@ SEARCHED = ("ptloss", "ptloss_calibrated")
 
 
 def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing=0.1,
-              focal_tau=2.0, order=5, search_seed=0):
+              focal_tau=2.0, order=5, search_seed=0, dkd=None, dist=None):
     """The `from_logits=True` loss of one method.
 
     Args:
@@ -33,6 +40,9 @@ def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing
         coefficients: the searched `Coefficients` (`ptloss`,
             `ptloss_calibrated`: the search on the recalibrated teacher).
         temperature, smoothing, focal_tau: the baselines' parameters.
+        dkd, dist: dicts of `DecoupledKDLoss`'s (`alpha`, `beta`,
+            `temperature`) and `DISTLoss`'s (`beta`, `gamma`, `temperature`)
+            parameters; None or a missing key: the loss' own default.
         order, search_seed: `ptloss_random`'s number of perturbed terms and
             the seed of its random coefficients.
     """
@@ -50,5 +60,7 @@ def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing
     params = {"ptloss": {"coefficients": coefficients},
               "temperature": {"temperature": temperature},
               "label_smoothing": {"smoothing": smoothing},
-              "focal": {"focusing": focal_tau}}.get(method, {})
+              "focal": {"focusing": focal_tau},
+              "dkd": dict(dkd or {}),
+              "dist": dict(dist or {})}.get(method, {})
     return ptloss_tf.losses.get(method, from_logits=True, **params)

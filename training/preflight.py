@@ -59,10 +59,15 @@ def _check_numbers(config):
         raise ValueError(f"`warmup_fraction` must lie in [0, 1), got {config.warmup_fraction}.")
     if not 0.0 <= config.dropout < 1.0:
         raise ValueError(f"`dropout` must lie in [0, 1), got {config.dropout}.")
-    for name in ("learning_rate", "temperature", "overconfidence"):
+    for name in ("learning_rate", "temperature", "overconfidence", "dkd_temperature",
+                 "dist_temperature"):
         value = getattr(config, name)
         if value is not None and not value > 0:
             raise ValueError(f"`{name}` must be positive, got {value}.")
+    for name in ("dkd_alpha", "dkd_beta", "dist_beta", "dist_gamma"):
+        if not 0 <= getattr(config, name) < float("inf"):
+            raise ValueError(f"`{name}` must be a finite number >= 0, got "
+                             f"{getattr(config, name)}.")
     if config.hidden % config.heads:
         raise ValueError(f"`hidden` ({config.hidden}) must be a multiple of `heads` "
                          f"({config.heads}).")

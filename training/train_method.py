@@ -125,7 +125,11 @@ def build_distiller(method, config, splits, coefficients, strategy, with_preproc
         loss = make_loss(method, num_classes, coefficients=coefficients,
                          temperature=config.temperature, smoothing=config.smoothing,
                          focal_tau=config.focal_tau, order=config.order,
-                         search_seed=config.search_seed)
+                         search_seed=config.search_seed,
+                         dkd={"alpha": config.dkd_alpha, "beta": config.dkd_beta,
+                              "temperature": config.dkd_temperature},
+                         dist={"beta": config.dist_beta, "gamma": config.dist_gamma,
+                               "temperature": config.dist_temperature})
         distiller = ptloss_tf.Distiller(student)
         distiller.compile(
             optimizer=keras.optimizers.AdamW(

@@ -4,6 +4,8 @@
 what each name accepts (see `losses.registry`).
 """
 
+from ptloss_tf.losses.decoupled_kd_loss import DecoupledKDLoss
+from ptloss_tf.losses.dist_loss import DISTLoss
 from ptloss_tf.losses.focal_distillation_loss import FocalDistillationLoss
 from ptloss_tf.losses.kl_divergence import KLDivergence
 from ptloss_tf.losses.label_smoothing_kl_divergence import (

@@ -26,6 +26,18 @@ from ptloss_tf import validation
 PROBABILITY_EPSILON = 1e-7
 
 
+def check_weight(value, name):
+    """Raises unless `value` is a finite number >= 0 (a loss term's weight);
+    returns it as float."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"`{name}` must be a number >= 0, got {value!r}.") from None
+    if not np.isfinite(v) or v < 0:
+        raise ValueError(f"`{name}` must be a finite number >= 0, got {value!r}.")
+    return v
+
+
 def _is_concrete(x):
     return hasattr(x, "numpy") and not keras.backend.is_keras_tensor(x)
 

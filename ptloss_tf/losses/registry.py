@@ -10,6 +10,8 @@ import inspect
 
 import keras
 
+from ptloss_tf.losses.decoupled_kd_loss import DecoupledKDLoss
+from ptloss_tf.losses.dist_loss import DISTLoss
 from ptloss_tf.losses.focal_distillation_loss import FocalDistillationLoss
 from ptloss_tf.losses.kl_divergence import KLDivergence
 from ptloss_tf.losses.label_smoothing_kl_divergence import (
@@ -23,10 +25,14 @@ _LOSSES = {
     "temperature": TemperatureKLDivergence,
     "label_smoothing": LabelSmoothingKLDivergence,
     "focal": FocalDistillationLoss,
+    "dkd": DecoupledKDLoss,
+    "dist": DISTLoss,
     "ptloss": PTLoss,
 }
 
 #: The loss names `get` accepts, in a fixed order (the baselines, then PTLoss).
+#: `dkd` and `dist` are the K-class baselines (degenerate for two classes);
+#: `dkd` takes the labels in `y_true` (see `DecoupledKDLoss`).
 NAMES = tuple(_LOSSES)
 
 
@@ -80,15 +86,16 @@ def get(identifier, **params):
 
     Args:
         identifier: one of `NAMES` (`"kl"`, `"temperature"`,
-            `"label_smoothing"`, `"focal"`, `"ptloss"`), or a
+            `"label_smoothing"`, `"focal"`, `"dkd"`, `"dist"`, `"ptloss"`), or a
             `keras.losses.Loss` instance, returned unchanged (as
             `keras.losses.get` does).
         **params: the constructor's own keyword arguments (see
             `parameters(identifier)`), e.g. `temperature=2.0` for
             `"temperature"`, `smoothing=0.1` for `"label_smoothing"`,
-            `focusing=2.0` (tau) for `"focal"`, `coefficients=[[1.0, 1.0]]`
-            for `"ptloss"`, and the shared `from_logits`, `reduction`, `name`,
-            `dtype`.
+            `focusing=2.0` (tau) for `"focal"`, `alpha`, `beta`,
+            `temperature` for `"dkd"`, `beta`, `gamma`, `temperature` for
+            `"dist"`, `coefficients=[[1.0, 1.0]]` for `"ptloss"`, and the
+            shared `from_logits`, `reduction`, `name`, `dtype`.
 
     Raises:
         ValueError: an unknown name, a parameter the loss does not take, a
@@ -98,7 +105,7 @@ def get(identifier, **params):
     >>> import numpy as np
     >>> from ptloss_tf import losses
     >>> losses.NAMES
-    ('kl', 'temperature', 'label_smoothing', 'focal', 'ptloss')
+    ('kl', 'temperature', 'label_smoothing', 'focal', 'dkd', 'dist', 'ptloss')
     >>> loss = losses.get("label_smoothing", smoothing=0.1, from_logits=True)
     >>> type(loss).__name__, loss.smoothing
     ('LabelSmoothingKLDivergence', 0.1)
