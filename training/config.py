@@ -31,7 +31,7 @@ from ptloss_tf.console import ArgumentParser
 from ptloss_tf.training.methods import METHODS
 from ptloss_tf.training.task_examples import DataSource
 
-TASKS = ("synthetic", "sst2", "mnli", "boolq", "rte", "file")
+TASKS = ("synthetic", "sst2", "mnli", "boolq", "rte", "cb", "sst5", "trec", "file")
 #: Deprecated name of `methods.METHODS`.
 LOSSES = METHODS
 

@@ -13,6 +13,12 @@ derivations are data on the task (`TaskSpec.derived_splits`):
 
 Through TFDS the splits are the TFDS ones (`TaskSpec.tfds_splits`): there
 SST-2 `"validation"` is GLUE dev and `"test"` the unlabeled GLUE test.
+
+Without a data root, a local file is looked for under the default root
+(`$PTLOSS_DATA_DIR` or `../shared/data`), then under the repository's
+`data/` (`tasks.data_roots`). The multi-class tasks `cb`, `sst5`, `trec`
+have no TFDS source (`TaskSpec.files_only`): a missing file of theirs is a
+one-line ValueError naming it, never a skipped split.
 """
 
 import os
@@ -23,7 +29,7 @@ from ptloss_tf.training.data.examples import Examples
 from ptloss_tf.training.data.examples import load_file
 from ptloss_tf.training.data.examples import missing_file_error
 from ptloss_tf.training.data.tasks import DATA_DIR_ENV
-from ptloss_tf.training.data.tasks import default_data_root
+from ptloss_tf.training.data.tasks import data_roots
 from ptloss_tf.training.data.tasks import get_task
 
 SOURCES = ("auto", "files", "tfds")
@@ -33,12 +39,23 @@ def _one_line(message):
     return " ".join(str(message).split())
 
 
-def _local_path(task, split, data_root):
-    return os.path.join(data_root, task.local_files[split])
+def _local_path(task, split, roots):
+    """`split`'s file under the first of `roots` that has it, else under
+    the first root."""
+    paths = [os.path.join(root, task.local_files[split]) for root in roots]
+    return next((p for p in paths if os.path.isfile(p)), paths[0])
 
 
-def _load_local(task, split, data_root):
-    path = _local_path(task, split, data_root)
+def _files_only_missing(task, split, path, roots):
+    return ValueError(
+        f"{path}: file not found (task {task.name} reads local files only: "
+        f"{task.local_files[split]} under the data root, searched "
+        f"{', '.join(roots)}; set --data-root or ${DATA_DIR_ENV}; see "
+        "data/multiclass/README.md)"
+    )
+
+
+def _load_local(task, split, path):
     stem = os.path.splitext(os.path.basename(path))[0]
     label_field = None if split in task.local_unlabeled else task.local_column(task.label_field)
     full = load_file(
@@ -127,8 +144,8 @@ def load_split(task, split, source="auto", data_root=None, tfds_data_dir=None, l
             data_dir=tfds_data_dir)`, downloads if needed), "files" (the
             local GLUE / BoolQ layout under `data_root`), or "auto" (files if
             the split's file exists, else TFDS).
-        data_root: default `tasks.default_data_root()` (`$PTLOSS_DATA_DIR`,
-            else `<repo>/../shared/data`).
+        data_root: the local data root; default `tasks.data_roots()`:
+            `$PTLOSS_DATA_DIR` (else `<repo>/../shared/data`), then `<repo>/data`.
         tfds_data_dir: TFDS's `data_dir` (None: TFDS's default).
         limit: keep only the first `limit` examples of the split.
 
@@ -138,8 +155,11 @@ def load_split(task, split, source="auto", data_root=None, tfds_data_dir=None, l
     60/20/20 into "train"/"validation"/"test" (BoolQ train is absent here).
     Through TFDS the splits are TFDS's own (`task.tfds_splits`).
 
+    Tasks without TFDS (`cb`, `sst5`, `trec`) read their files only.
+
     Raises:
-        ValueError: unknown task, split or source.
+        ValueError: unknown task, split or source; a missing file of a
+            files-only task.
         FileNotFoundError: no local file (and, for "auto", TFDS failed too).
     """
     task = get_task(task)
@@ -151,9 +171,16 @@ def load_split(task, split, source="auto", data_root=None, tfds_data_dir=None, l
         raise ValueError(f"unknown source {source!r}; use one of {', '.join(SOURCES)}")
     if limit is not None and int(limit) < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
-    data_root = default_data_root() if data_root is None else os.fspath(data_root)
-    local = _local_path(task, split, data_root) if split in task.local_files else None
+    roots = data_roots(data_root)
+    data_root = roots[0]
+    local = _local_path(task, split, roots) if split in task.local_files else None
 
+    if task.files_only:
+        if source == "tfds":
+            raise ValueError(f"task {task.name} has no TFDS source; it reads local files "
+                             "(--source files or auto)")
+        if not os.path.isfile(local):
+            raise _files_only_missing(task, split, local, roots)
     if source == "files" or (source == "auto" and local and os.path.isfile(local)):
         if local is None:
             raise ValueError(
@@ -162,7 +189,7 @@ def load_split(task, split, source="auto", data_root=None, tfds_data_dir=None, l
             )
         if not os.path.isfile(local):
             raise missing_file_error(local)
-        examples = _load_local(task, split, data_root)
+        examples = _load_local(task, split, local)
         return examples if limit is None else examples.take(limit)
 
     if split not in task.tfds_splits:

@@ -22,6 +22,16 @@ a fixed seed (also in each loaded `Examples.note`):
   `"train"` the other 66,477 rows.
 * BoolQ: only `dev.jsonl` is available here, split 60/20/20 (seed 0) into
   `"train"` / `"validation"` / `"test"`.
+* CB (SuperGLUE; its test labels are hidden): `"test"` is `val.jsonl` (56
+  pairs), `"validation"` 25 rows held out of `train.jsonl` (seed 0),
+  `"train"` the other 225.
+* TREC-6 (train and test only): `"validation"` 545 rows held out of
+  `train.tsv` (seed 0), `"train"` the other 4,907.
+
+The multi-class tasks `cb`, `sst5`, `trec` are local files only
+(`tfds_name` None: `files_only`), under `multiclass/` of the data root;
+see `data/multiclass/README.md`. Their held-out validation rows are the
+ones `--task file` holds out of the same training file (10 %, seed 0).
 
 Example:
 >>> get_task("sst2").class_names
@@ -30,6 +40,8 @@ Example:
 'glue/sst2'
 >>> get_task("mnli").tfds_splits["validation"]
 'validation_matched'
+>>> get_task("SST-5").class_names[0], get_task("trec").files_only
+('very negative', True)
 """
 
 import dataclasses
@@ -43,6 +55,9 @@ _REPO_ROOT = os.path.dirname(
 )
 
 DATA_DIR_ENV = "PTLOSS_DATA_DIR"
+#: The repository's own data folder: searched after the default data root
+#: when no data root is given (`data_roots`).
+REPO_DATA_DIR = os.path.join(_REPO_ROOT, "data")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,6 +145,9 @@ class TaskSpec:
             test files).
         derived_splits: None, or how the local layout derives splits that
             share one file (`HeldOutRows`, `FractionSplit`).
+
+    A task with `tfds_name=None` is read from its local files only
+    (`files_only`): every split's file must exist.
     """
 
     name: str
@@ -143,6 +161,11 @@ class TaskSpec:
     local_id_field: str = None
     local_unlabeled: tuple = ()
     derived_splits: object = None
+
+    @property
+    def files_only(self):
+        """No TFDS source: the local files are the only source."""
+        return self.tfds_name is None
 
     @property
     def num_classes(self):
@@ -234,6 +257,48 @@ TASKS = {
         local_id_field="index",
         local_unlabeled=("test",),
     ),
+    # Multi-class text, local files only (data/multiclass/README.md).
+    "cb": TaskSpec(
+        name="cb",
+        text_fields=("premise", "hypothesis"),
+        label_field="label",
+        class_names=("entailment", "contradiction", "neutral"),  # TFDS super_glue/cb order
+        tfds_name=None,
+        tfds_splits={},
+        local_files={
+            "train": "multiclass/cb/train.jsonl",       # minus the 25 held-out rows
+            "validation": "multiclass/cb/train.jsonl",  # 25 rows held out, seed 0
+            "test": "multiclass/cb/val.jsonl",          # SuperGLUE validation (test labels hidden)
+        },
+        derived_splits=HeldOutRows(size=25, seed=0),
+    ),
+    "sst5": TaskSpec(
+        name="sst5",
+        text_fields=("sentence",),
+        label_field="label",
+        class_names=("very negative", "negative", "neutral", "positive", "very positive"),
+        tfds_name=None,
+        tfds_splits={},
+        local_files={
+            "train": "multiclass/sst5/train.tsv",
+            "validation": "multiclass/sst5/dev.tsv",
+            "test": "multiclass/sst5/test.tsv",
+        },
+    ),
+    "trec": TaskSpec(
+        name="trec",
+        text_fields=("question",),
+        label_field="label",
+        class_names=("ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"),
+        tfds_name=None,
+        tfds_splits={},
+        local_files={
+            "train": "multiclass/trec/train.tsv",       # minus the 545 held-out rows
+            "validation": "multiclass/trec/train.tsv",  # 545 rows held out, seed 0
+            "test": "multiclass/trec/test.tsv",         # TREC_10.label
+        },
+        derived_splits=HeldOutRows(size=545, seed=0),
+    ),
 }
 
 
@@ -261,3 +326,18 @@ def default_data_root():
     if root:
         return os.path.abspath(os.path.expanduser(root))
     return os.path.normpath(os.path.join(_REPO_ROOT, "..", "shared", "data"))
+
+
+def data_roots(data_root=None):
+    """The data roots a local file is looked for in, in order: `data_root`
+    alone when given, else `default_data_root()` then the repository's
+    `data/` folder (`REPO_DATA_DIR`, where `data/multiclass/` lives).
+
+    Example:
+    >>> data_roots("/d")
+    ('/d',)
+    """
+    if data_root is not None:
+        return (os.fspath(data_root),)
+    roots = (default_data_root(), REPO_DATA_DIR)
+    return roots if roots[0] != os.path.normpath(roots[1]) else roots[:1]
