@@ -1,7 +1,7 @@
 """`predict_file`: offline batch scoring of a TSV/CSV/JSONL file with an export.
 
 The output is the project's teacher-outputs JSONL format
-(`ptloss_tf.training.teacher_outputs`: ids, logits, class order, split, model name),
+(`ptloss_tf.training.teacher.outputs`: ids, logits, class order, split, model name),
 so a *teacher* exported as a SavedModel can produce the teacher outputs that
 `ptloss-distill --teacher-outputs` reads. When the input has labels (a
 `label` column, or `label_field`), the accuracy of the export on the
@@ -106,8 +106,8 @@ def predict_file(version_dir, input_path, output_path, text_fields=None, id_fiel
     import tensorflow as tf
 
     from ptloss_tf.training.data.examples import load_file
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
-    from ptloss_tf.training.teacher_outputs import text_fingerprints
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import text_fingerprints
 
     metadata = md.read_metadata(version_dir)
     num_segments = metadata["num_segments"]

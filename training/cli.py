@@ -27,7 +27,7 @@ def import_teacher_main(argv):
                              "belong to its examples (without them it can only warn)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    from ptloss_tf.training.teacher_import import import_table
+    from ptloss_tf.training.teacher.table_import import import_table
 
     outputs = import_table(
         args.input, split=args.split, teacher=args.teacher, id_column=args.id_column,
@@ -54,7 +54,7 @@ def main(argv=None):
             prepare_main(argv[1:])
             return 0
         if argv and argv[0] == "teacher":
-            from ptloss_tf.training.teacher import main as teacher_main
+            from ptloss_tf.training.teacher.run import main as teacher_main
 
             teacher_main(argv[1:])
             return 0

@@ -1,6 +1,6 @@
 """`ptloss-distill`: the whole run, stage by stage, as the data flows.
 
-    data + teacher outputs (teacher_join.load_splits)
+    data + teacher outputs (teacher.join.load_splits)
       -> coefficients (coefficient_search.choose_coefficients)
       -> recalibrated teacher (teacher_calibration.choose_calibration)
       -> per method: Distiller -> student (train_method.train_method)
@@ -74,7 +74,7 @@ from ptloss_tf.training.search_stage import run_search_stage
 from ptloss_tf.training.teacher_gap import gap_summary
 from ptloss_tf.training.teacher_gap import levers
 from ptloss_tf.training.teacher_gap import result_gaps
-from ptloss_tf.training.teacher_join import load_splits
+from ptloss_tf.training.teacher.join import load_splits
 from ptloss_tf.training.train_method import TIMINGS
 from ptloss_tf.training.train_method import make_run_strategy
 from ptloss_tf.training.train_method import train_method

@@ -23,7 +23,7 @@ from ptloss_tf.training.prepared_data import PREPARED_FILE
 from ptloss_tf.training.prepared_data import write_prepared
 from ptloss_tf.training.preflight import check_config
 from ptloss_tf.training.search_stage import run_search_stage
-from ptloss_tf.training.teacher_join import load_splits
+from ptloss_tf.training.teacher.join import load_splits
 
 
 def log(message):

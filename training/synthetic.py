@@ -66,7 +66,7 @@ class SyntheticSplit:
         return len(self.p_star)
 
     def teacher_outputs(self, split, teacher="synthetic-teacher"):
-        """The teacher as `ptloss_tf.training.teacher_outputs.TeacherOutputs` (kind "probs").
+        """The teacher as `ptloss_tf.training.teacher.outputs.TeacherOutputs` (kind "probs").
 
         Example:
         >>> task = make_synthetic_task(num_train=8, num_validation=4, num_test=4)
@@ -74,8 +74,8 @@ class SyntheticSplit:
         >>> out.kind, out.split, out.values.shape
         ('probs', 'validation', (4, 2))
         """
-        from ptloss_tf.training.teacher_outputs import TeacherOutputs
-        from ptloss_tf.training.teacher_outputs import text_fingerprints
+        from ptloss_tf.training.teacher.outputs import TeacherOutputs
+        from ptloss_tf.training.teacher.outputs import text_fingerprints
 
         return TeacherOutputs(
             ids=np.asarray(self.examples.ids),

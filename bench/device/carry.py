@@ -101,8 +101,8 @@ def teacher_tokens(args):
 def prepare(args):
     """The GPU teacher's probabilities -> teacher outputs -> `ptloss-distill
     prepare` of SST-2 (search and calibration here)."""
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
-    from ptloss_tf.training.teacher_outputs import text_fingerprints
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import text_fingerprints
 
     examples = sst2_examples(args.tiny)
     outputs_dir = os.path.join(args.carry, "teacher_outputs")

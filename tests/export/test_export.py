@@ -214,7 +214,7 @@ def test_pair_task_export_feeds_both_segments(tmp_path, capsys):
 
 
 def test_predict_writes_teacher_outputs_equal_to_keras(exported, tmp_path):
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
 
     _, version, student_path = exported
     texts = md.read_metadata(version)["reference"]["texts"]

@@ -61,7 +61,7 @@ def test_a_bad_label_is_found_before_the_output_directory_exists(tmp_path):
 
 def test_help_shows_every_default():
     from ptloss_tf.training.config import build_parser
-    from ptloss_tf.training.teacher import build_parser as teacher_parser
+    from ptloss_tf.training.teacher.options import build_parser as teacher_parser
 
     text = " ".join(build_parser().format_help().split())
     for expected in ("--task {synthetic,sst2,mnli,boolq,rte,file} (default: synthetic)",

@@ -287,7 +287,7 @@ def test_own_files_teacher_then_distillation_in_subprocesses(tmp_path):
     import subprocess
     import sys
 
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
     from tests.helpers import vocabulary
     from tests.helpers.hf_bert import write_tiny_hf_bert
 

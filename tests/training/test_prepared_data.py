@@ -39,7 +39,7 @@ def test_prepared_tokens_are_the_keras_hub_preprocessors(prepared):
     import keras_hub
 
     from ptloss_tf.training.prepared_data import read_prepared
-    from ptloss_tf.training.teacher_join import load_splits
+    from ptloss_tf.training.teacher.join import load_splits
 
     folder, config, manifest = prepared
     data = read_prepared(folder)

@@ -46,7 +46,7 @@ def test_teacher_subcommand_then_distillation_from_its_outputs(file_task):
     assert main(["teacher", *files, "--preset", str(root / "bert"),
                  "--output-dir", str(teacher_dir), "--epochs", "1",
                  "--sequence-length", "16", "--verbose", "0"]) == 0
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
 
     for split, n in (("train", 96), ("validation", 48), ("test", 48)):
         outputs = TeacherOutputs.load(str(teacher_dir / f"{split}.jsonl"))
@@ -72,7 +72,7 @@ def test_bucketed_teacher_prediction_keeps_example_order(file_task):
     from ptloss_tf.training.data.examples import load_file
     from ptloss_tf.training.data.input_pipeline import make_dataset
     from ptloss_tf.training.student import build_classifier
-    from ptloss_tf.training.teacher import predict_logits
+    from ptloss_tf.training.teacher.predict import predict_logits
 
     root = file_task
     examples = load_file(str(root / "test.tsv"), ("sentence",), "label", class_names=("0", "1"))
@@ -108,7 +108,7 @@ def test_sst2_subset_from_shared_data(tmp_path):
     from ptloss_tf.training.data.sources import load_split
     from ptloss_tf.training.data.tasks import default_data_root
     from ptloss_tf.training.data.tasks import get_task
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
 
     if not os.path.exists(os.path.join(default_data_root(), "glue", "SST-2", "dev.tsv")):
         pytest.fail(f"SST-2 files missing under {default_data_root()} (set PTLOSS_DATA_DIR)")

@@ -19,10 +19,10 @@ import numpy as np
 import pytest
 
 from ptloss_tf.training.data.examples import load_file
-from ptloss_tf.training.teacher_join import join
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
-from ptloss_tf.training.teacher_outputs import UncheckedAlignmentWarning
-from ptloss_tf.training.teacher_outputs import text_fingerprints
+from ptloss_tf.training.teacher.join import join
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
+from ptloss_tf.training.teacher.outputs import UncheckedAlignmentWarning
+from ptloss_tf.training.teacher.outputs import text_fingerprints
 
 
 def _blake2b_64(*segments):
@@ -172,7 +172,7 @@ def test_registered_task_ids_get_the_same_check():
 
 def test_load_splits_notes_unchecked_files(files, monkeypatch):
     """`ptloss-distill` logs the warning as a note (log and report.json)."""
-    from ptloss_tf.training import teacher_join
+    from ptloss_tf.training.teacher import join as teacher_join
 
     a = load_file(files / "a" / "train.tsv", "sentence", "label")
     outputs = TeacherOutputs(a.ids, np.full((6, 2), 0.5), "probs", a.class_names, "train", "x")
@@ -197,7 +197,7 @@ def test_load_splits_notes_unchecked_files(files, monkeypatch):
 
 
 def test_import_with_text_columns_stores_fingerprints(files):
-    from ptloss_tf.training.teacher_import import import_table
+    from ptloss_tf.training.teacher.table_import import import_table
 
     a = load_file(files / "a" / "train.tsv", "sentence", "label")
     table = files / "external.csv"

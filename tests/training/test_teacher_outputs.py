@@ -1,4 +1,4 @@
-"""Tests of the cached teacher-outputs format, import and join (training/teacher_outputs.py)."""
+"""Tests of the cached teacher-outputs format, import and join (training/teacher/)."""
 
 import json
 import os
@@ -8,17 +8,17 @@ import pytest
 from scipy.special import softmax as sp_softmax
 
 from ptloss_tf.training.data.examples import Examples
-from ptloss_tf.training import teacher_outputs as to
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
-from ptloss_tf.training.teacher_import import import_table
-from ptloss_tf.training.teacher_join import join
+from ptloss_tf.training.teacher import outputs as to
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
+from ptloss_tf.training.teacher.table_import import import_table
+from ptloss_tf.training.teacher.join import join
 
 CLASSES = ("negative", "positive")
 
 # These files carry no fingerprints (the alignment check has its own tests,
 # test_teacher_fingerprints.py): joining them warns, by design.
 pytestmark = pytest.mark.filterwarnings(
-    "ignore::ptloss_tf.training.teacher_outputs.UncheckedAlignmentWarning")
+    "ignore::ptloss_tf.training.teacher.outputs.UncheckedAlignmentWarning")
 
 
 def make_examples(ids, class_names=CLASSES):

@@ -13,11 +13,12 @@ import stat
 import numpy as np
 import pytest
 
-from ptloss_tf.training import teacher as teacher_mod
 from ptloss_tf.training.cli import main
-from ptloss_tf.training.teacher import default_teacher_name
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
-from ptloss_tf.training.teacher_outputs import text_fingerprints
+from ptloss_tf.training.teacher import fine_tune as fine_tune_mod
+from ptloss_tf.training.teacher import run as run_mod
+from ptloss_tf.training.teacher.fine_tune import default_teacher_name
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
+from ptloss_tf.training.teacher.outputs import text_fingerprints
 from tests.helpers import vocabulary
 from tests.helpers.hf_bert import write_tiny_hf_bert
 
@@ -119,7 +120,7 @@ def test_reference_run_files_names_and_permissions(task, reference):
 def test_interrupted_prediction_resumes_with_the_same_command(task, reference, monkeypatch,
                                                                capsys):
     out = task / "interrupted_predict"
-    real_predict = teacher_mod.predict_logits
+    real_predict = run_mod.predict_logits
     calls = []
 
     def predict_then_ctrl_c(*args, **kwargs):
@@ -128,7 +129,7 @@ def test_interrupted_prediction_resumes_with_the_same_command(task, reference, m
             raise KeyboardInterrupt
         return real_predict(*args, **kwargs)
 
-    monkeypatch.setattr(teacher_mod, "predict_logits", predict_then_ctrl_c)
+    monkeypatch.setattr(run_mod, "predict_logits", predict_then_ctrl_c)
     assert main(_argv(task, out)) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
     assert (out / "train.jsonl").exists() and not (out / "validation.jsonl").exists()
@@ -137,8 +138,8 @@ def test_interrupted_prediction_resumes_with_the_same_command(task, reference, m
     monkeypatch.undo()
 
     fine_tunes = []
-    real_fine_tune = teacher_mod.fine_tune
-    monkeypatch.setattr(teacher_mod, "fine_tune",
+    real_fine_tune = run_mod.fine_tune
+    monkeypatch.setattr(run_mod, "fine_tune",
                         lambda *a, **k: fine_tunes.append(1) or real_fine_tune(*a, **k))
     assert main(_argv(task, out)) == 0
     log = capsys.readouterr().out
@@ -153,7 +154,7 @@ def test_interrupted_prediction_resumes_with_the_same_command(task, reference, m
 def test_interrupted_fine_tuning_resumes_after_the_last_epoch(task, reference, monkeypatch,
                                                               capsys):
     out = task / "interrupted_fit"
-    real_fit_epoch = teacher_mod.fit_epoch
+    real_fit_epoch = fine_tune_mod.fit_epoch
     epochs_run = []
 
     def fit_then_ctrl_c(teacher, train_ds, val_ds, epoch, config):
@@ -163,7 +164,7 @@ def test_interrupted_fine_tuning_resumes_after_the_last_epoch(task, reference, m
         epochs_run.append(epoch)
         return real_fit_epoch(teacher, train_ds, val_ds, epoch, config)
 
-    monkeypatch.setattr(teacher_mod, "fit_epoch", fit_then_ctrl_c)
+    monkeypatch.setattr(fine_tune_mod, "fit_epoch", fit_then_ctrl_c)
     assert main(_argv(task, out)) == 130
     assert "rerun the same command to resume" in capsys.readouterr().err
     assert epochs_run == [0, ("interrupted", 1)]

@@ -19,7 +19,7 @@ from ptloss_tf.training.cli import main
 from ptloss_tf.training.data.sources import load_split
 from ptloss_tf.training.data.tasks import default_data_root
 from ptloss_tf.training.data.tasks import get_task
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
 from tests.helpers import vocabulary
 
 pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
@@ -169,7 +169,7 @@ def test_mnli_teacher_subset_and_mismatched_evaluation(tmp_path, bert, glue_hidd
 def test_mnli_without_mismatched_teacher_outputs_skips_that_evaluation(
         tmp_path, glue_hidden_test_labels, capsys):
     from ptloss_tf.training.config import parse_args
-    from ptloss_tf.training.teacher_join import load_splits
+    from ptloss_tf.training.teacher.join import load_splits
 
     tfds_dir = str(tmp_path / "tfds")
     teacher_dir = tmp_path / "teacher"

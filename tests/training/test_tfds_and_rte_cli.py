@@ -10,7 +10,7 @@ import tensorflow_datasets as tfds
 from ptloss_tf.training.cli import main
 from ptloss_tf.training.data.sources import load_split
 from ptloss_tf.training.data.tasks import get_task
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
 from tests.helpers import vocabulary
 
 pytestmark = pytest.mark.slow  # end-to-end / subprocess runs
@@ -84,8 +84,8 @@ def test_rte_hidden_test_labels_use_validation_as_test(tmp_path):
 def test_rte_teacher_never_fine_tunes_on_the_coefficient_search_rows(max_train_examples):
     """With hidden test labels distillation holds training rows out for the
     coefficient search; the teacher must not have trained on them."""
-    from ptloss_tf.training.teacher import TeacherConfig
-    from ptloss_tf.training.teacher import training_rows
+    from ptloss_tf.training.teacher.options import TeacherConfig
+    from ptloss_tf.training.teacher.run import training_rows
 
     examples = {split: load_split("rte", split, source="files")
                 for split in ("train", "validation")}

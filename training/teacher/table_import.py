@@ -10,8 +10,8 @@ import numpy as np
 from ptloss_tf.training.data.tables import format_columns
 from ptloss_tf.training.data.tables import infer_format
 from ptloss_tf.training.data.tables import read_table
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
-from ptloss_tf.training.teacher_outputs import text_fingerprints
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
+from ptloss_tf.training.teacher.outputs import text_fingerprints
 
 
 def _number(value, path, lineno, column):

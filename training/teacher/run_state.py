@@ -4,13 +4,13 @@
 the epochs fine-tuned (with `teacher_backup/` holding the weights, optimizer
 and dropout states after the last of them), the sha256 of `teacher.keras`
 once saved, and of each split's outputs once written. An interrupted run
-rerun with the same options (`run_options`) resumes from it; `teacher.py`
+rerun with the same options (`run_options`) resumes from it; `teacher.run`
 decides what to redo.
 
 Example:
 
 >>> import tempfile
->>> from ptloss_tf.training.teacher import TeacherConfig
+>>> from ptloss_tf.training.teacher.options import TeacherConfig
 >>> config = TeacherConfig(task="sst2", preset="bert_tiny_en_uncased",
 ...                        output_dir=tempfile.mkdtemp())
 >>> state = open_run_state(config, ("train.jsonl",))  # an empty directory: a fresh run
@@ -164,7 +164,7 @@ def restore(config, state, teacher):
 def kept_outputs(config, state, split, ex, fingerprints, name):
     """The outputs file of `split` if this run wrote it completely for these
     examples (recorded in the state, same bytes, ids and fingerprints), else None."""
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
 
     path = os.path.join(config.output_dir, f"{split}.jsonl")
     record = state["outputs"].get(split)

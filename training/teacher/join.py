@@ -23,17 +23,18 @@ from ptloss_tf.training.task_examples import DataSource
 from ptloss_tf.training.task_examples import extra_test_splits
 from ptloss_tf.training.task_examples import load_registered_split
 from ptloss_tf.training.task_examples import load_task_examples
-from ptloss_tf.training.teacher_outputs import TeacherOutputs
-from ptloss_tf.training.teacher_outputs import FIRST_FEW
-from ptloss_tf.training.teacher_outputs import UncheckedAlignmentWarning
-from ptloss_tf.training.teacher_outputs import first_few
-from ptloss_tf.training.teacher_outputs import text_fingerprints
+from ptloss_tf.training.teacher.fingerprints import FIRST_FEW
+from ptloss_tf.training.teacher.fingerprints import UncheckedAlignmentWarning
+from ptloss_tf.training.teacher.fingerprints import first_few
+from ptloss_tf.training.teacher.fingerprints import text_fingerprints
+from ptloss_tf.training.teacher.outputs import TeacherOutputs
 
 #: What a user of `ptloss-distill` can do about teacher rows that are not
 #: among the examples (`join(allow_extra=True)` is the Python-level escape).
 EXTRA_ROWS_HINT = ("check that --teacher-outputs holds this task's outputs, or write the "
                    "teacher outputs of exactly these examples (Python: "
-                   "teacher_join.join(..., allow_extra=True) ignores extra rows)")
+                   "ptloss_tf.training.teacher.join.join(..., allow_extra=True) ignores "
+                   "extra rows)")
 
 
 def join(outputs, examples, split, allow_extra=False):
@@ -77,7 +78,7 @@ def join(outputs, examples, split, allow_extra=False):
     Example:
     >>> import numpy as np
     >>> from ptloss_tf.training.data.examples import Examples
-    >>> from ptloss_tf.training.teacher_outputs import text_fingerprints
+    >>> from ptloss_tf.training.teacher.outputs import text_fingerprints
     >>> examples = Examples(ids=["t/000000", "t/000001"], texts=(["good", "bad"],),
     ...                     labels=[1, 0], class_names=("neg", "pos"))
     >>> shuffled = (["bad", "good"],)  # the same ids, the rows of a reshuffled file

