@@ -182,7 +182,7 @@ def test_compile_loss_fit_step_under_xla(name, policy):
     assert all(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
     expected = (dkd_numpy(p, logits, labels).mean() if name == "dkd"
                 else dist_numpy(p, logits))
-    rtol = 1e-4 if policy else 1e-5
+    rtol = 1e-3 if policy else 1e-5  # bfloat16: predict and evaluate round differently
     assert evaluated == pytest.approx(expected, rel=rtol)
 
 
