@@ -77,7 +77,7 @@ def _epoch(ds):
 # -- task registry ------------------------------------------------------------
 
 def test_task_registry():
-    assert set(TASKS) == {"sst2", "mnli", "boolq", "rte"}
+    assert set(TASKS) == {"sst2", "mnli", "boolq", "rte", "cb", "sst5", "trec"}
     assert get_task("SST-2") is TASKS["sst2"]
     assert get_task("glue/rte") is TASKS["rte"]
     assert get_task(TASKS["boolq"]) is TASKS["boolq"]
@@ -91,9 +91,10 @@ def test_task_registry():
     assert get_task("rte").class_names == ("entailment", "not_entailment")
     for name, spec in TASKS.items():
         assert spec.name == name and spec.label_field == "label"
-        assert {"train", "validation", "test"} <= set(spec.tfds_splits)
+        assert spec.files_only or {"train", "validation", "test"} <= set(spec.tfds_splits)
         assert {"train", "validation", "test"} <= set(spec.local_files)
-    with pytest.raises(ValueError, match="unknown task 'cola'.*boolq, mnli, rte, sst2"):
+    with pytest.raises(ValueError,
+                       match="unknown task 'cola'.*boolq, cb, mnli, rte, sst2, sst5, trec"):
         get_task("cola")
 
 

@@ -214,9 +214,6 @@ def test_mnli_from_glue_layout_files_reports_matched_and_mismatched(tmp_path, ca
     printed = capsys.readouterr().out
     report = json.loads((tmp_path / "run" / "report.json").read_text())
     (kl,) = report["results"]
-    mismatched = load_split(task, "validation_mismatched", source="files", data_root=root)
-    assert sum(kl["prediction_counts_mismatched"].values()) == len(mismatched) == 15 \
-        if "prediction_counts_mismatched" in kl else True
     for key in ("accuracy", "accuracy_mismatched", "nll_mismatched", "ece_mismatched"):
         assert 0.0 <= kl[key] <= (1.0 if key != "nll_mismatched" else 50.0), key
     # 12 matched / 15 mismatched rows: an accuracy is a multiple of 1/15.
