@@ -64,7 +64,7 @@ def test_help_shows_every_default():
     from ptloss_tf.training.teacher.options import build_parser as teacher_parser
 
     text = " ".join(build_parser().format_help().split())
-    for expected in ("--task {synthetic,sst2,mnli,boolq,rte,file} (default: synthetic)",
+    for expected in ("--task {synthetic,sst2,mnli,boolq,rte,cb,sst5,trec,file} (default: synthetic)",
                      "--synthetic-train SYNTHETIC_TRAIN (default: 4000)",
                      "--label-field LABEL_FIELD --task file: the label column (default: label)",
                      "--calibration {temperature,bias,vector}"):
