@@ -403,6 +403,26 @@ def test_bad_parameters_are_one_line_value_errors(build, match):
     _one_line(info)
 
 
+def test_the_readme_dkd_snippet_runs():
+    import re
+
+    readme = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "README.md")
+    with open(readme, encoding="utf-8") as f:
+        blocks = [b for b in re.findall(r"```python\n(.*?)```", f.read(), flags=re.S)
+                  if "targets_with_labels" in b]
+    assert len(blocks) == 1
+    p, _, labels = _data(3, batch=8, seed=12, unlabelled=2)
+    student = _tiny_model(3, seed=2)
+    before = [w.copy() for w in student.get_weights()]
+    namespace = {"ptloss_tf": ptloss_tf, "teacher_probs": p.astype(np.float32),
+                 "labels": labels, "student": student,
+                 "x": np.random.default_rng(12).normal(size=(8, 6)).astype(np.float32)}
+    exec(blocks[0], namespace)
+    assert namespace["y"].shape == (8, 6)
+    assert not np.allclose(before[0], student.get_weights()[0])
+
+
 # -- end to end ----------------------------------------------------------------------
 
 _JAX_SCRIPT = """
