@@ -265,11 +265,8 @@ class Distiller(keras.Model):
     ):
         self._check_target_structure(y)
         teacher_probs = self._teacher_probs(x, y)
-        if getattr(self.distillation_loss, "takes_labels", False):
-            # DKD: the labels ride in y_true (`targets_with_labels`); rows or
-            # batches without them use the teacher's argmax.
-            teacher_probs = self.distillation_loss.targets_with_labels(
-                teacher_probs, y.get(LABELS))
+        if getattr(self.distillation_loss, "takes_labels", False):  # DKD: see the class doc
+            teacher_probs = self.distillation_loss.targets_with_labels(teacher_probs, y.get(LABELS))
         distill = self.distillation_loss(teacher_probs, y_pred, sample_weight)
         batch = ops.shape(y_pred)[0]
         self.distillation_loss_tracker.update_state(
