@@ -141,7 +141,7 @@ def calibrate_teacher(teacher_probs, labels, method="vector",
     the analytic gradient finds its minimum, starting from the identity map.
 
     For `"matrix"` with `regularization=None` the ODIR weight is chosen from
-    `REGULARIZATION_GRID` = (0, 1e-4, 1e-3, 1e-2, 0.1, 1, 10) by 5-fold
+    `REGULARIZATION_GRID` = (0, 1e-4, 1e-3, ..., 10, 100) by 5-fold
     cross-validation on these rows (folds stratified by label, shuffled with
     seed 0: deterministic), lowest mean held-out NLL, ties to the larger
     weight; the map is then refitted on all rows with that weight.
