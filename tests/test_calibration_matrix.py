@@ -448,3 +448,39 @@ def test_matrix_and_regularization_belong_to_matrix_only():
     with pytest.raises(ValueError, match=r"unknown \['weights'\]"):
         TeacherCalibration.from_config({"method": "matrix", "num_classes": 2,
                                         "weights": [[1, 0], [0, 1]], "bias": [0, 0]})
+
+
+# --- the CLI's calibration stage ------------------------------------------------
+
+
+def test_cli_calibration_matrix_fits_writes_and_reloads(tmp_path):
+    """`--calibration matrix`: the stage fits on the validation split, writes
+    calibration.json, maps every split, and the config survives the JSON of
+    the prepared-data manifest (`prepared_data` stores `get_config()`)."""
+    from ptloss_tf.training.config import parse_args
+    from ptloss_tf.training.splits import Splits
+    from ptloss_tf.training.teacher_calibration import CALIBRATION_FILE
+    from ptloss_tf.training.teacher_calibration import choose_calibration
+    from tests.helpers import TINY_RUN
+    from tests.helpers import tiny_synthetic_task
+
+    config = parse_args([*TINY_RUN, "--loss", "kl_calibrated", "--calibration", "matrix",
+                         "--output-dir", str(tmp_path / "run")])
+    task = tiny_synthetic_task()
+    parts = task.splits()
+    splits = Splits({s: part.examples for s, part in parts.items()},
+                    {s: part.teacher_probs for s, part in parts.items()})
+    lines = []
+    calibration, calibrated = choose_calibration(config, splits, str(tmp_path), log=lines.append)
+    expected = calibrate_teacher(task.validation.teacher_probs, task.validation.examples.labels,
+                                 method="matrix")
+    assert calibration == expected and calibration.regularization in REGULARIZATION_GRID
+    saved = json.loads((tmp_path / CALIBRATION_FILE).read_text())
+    assert TeacherCalibration.from_config(saved) == calibration
+    manifest = json.loads(json.dumps({"calibration": calibration.get_config()}))
+    assert TeacherCalibration.from_config(manifest["calibration"]) == calibration
+    for split, probs in splits.teacher_probs.items():
+        got = calibrated.teacher_probs[split]
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, calibration(probs), atol=1e-6)
+    assert "matrix scaling" in lines[0] and "regularization=" in lines[0]

@@ -253,7 +253,9 @@ def build_parser(prog="ptloss-distill"):
             help="--loss kl_calibrated / ptloss_calibrated: how the teacher is "
                  "recalibrated on the validation split before distilling from it: "
                  "temperature (q ~ p^(1/T)), bias (q ~ p exp(b), a class-prior "
-                 "correction) or vector (q ~ exp(a log p + b), per class)")
+                 "correction), vector (q ~ exp(a log p + b), per class) or matrix "
+                 "(q ~ exp(W log p + b), full W: undoes confused classes; ODIR "
+                 "penalty, its weight by 5-fold cross-validation)")
     _add(g, "--search-seed", type=int)
 
     g = parser.add_argument_group("student")

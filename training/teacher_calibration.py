@@ -2,8 +2,9 @@
 split (`ptloss_tf.calibrate_teacher`), for the methods that distil from it.
 
 `kl_calibrated` is the baseline a user would try before PTLoss: fit a
-temperature / class bias / vector scaling of the teacher's probabilities on
-the validation split (the same rows the Proxy Teacher search uses), then
+temperature / class bias / vector / matrix scaling of the teacher's
+probabilities on the validation split (the same rows the Proxy Teacher search
+uses; matrix scaling also cross-validates its penalty's weight on them), then
 plain KL to the recalibrated teacher. `ptloss_calibrated` runs the Proxy
 Teacher search and PTLoss on the recalibrated teacher (does the perturbation
 add anything once the target is calibrated?).
