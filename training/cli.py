@@ -12,8 +12,12 @@ def import_teacher_main(argv):
         prog="ptloss-distill import-teacher",
         description="Convert a CSV/TSV/JSONL file of teacher outputs produced "
                     "elsewhere (e.g. a T5 teacher) into the teacher-outputs format.",
+        epilog="Outputs made in pieces (one table per machine): give every piece, "
+               "`import-teacher part-0.csv part-1.csv ... teacher/train.jsonl`; pieces "
+               "sharing an id are refused.",
     )
-    parser.add_argument("input")
+    parser.add_argument("inputs", nargs="+", metavar="input",
+                        help="the table, or its pieces")
     parser.add_argument("output", help="e.g. teacher/train.jsonl")
     parser.add_argument("--split", required=True)
     parser.add_argument("--teacher", required=True, help="teacher name, e.g. t5-xl")
@@ -27,16 +31,17 @@ def import_teacher_main(argv):
                              "belong to its examples (without them it can only warn)")
     parser.add_argument("--overwrite", action="store_true")
     args = parser.parse_args(argv)
-    from ptloss_tf.training.teacher.table_import import import_table
+    from ptloss_tf.training.teacher.table_import import import_pieces
 
-    outputs = import_table(
-        args.input, split=args.split, teacher=args.teacher, id_column=args.id_column,
+    outputs = import_pieces(
+        args.inputs, split=args.split, teacher=args.teacher, id_column=args.id_column,
         prob_columns=args.prob_columns, logit_columns=args.logit_columns,
         class_names=tuple(args.class_names) if args.class_names else None,
         text_columns=args.text_columns,
     )
     outputs.save(args.output, overwrite=args.overwrite)
-    print(f"Wrote {len(outputs.ids)} {outputs.kind} rows ({args.split}) to {args.output}")
+    pieces = f" from {len(args.inputs)} pieces" if len(args.inputs) > 1 else ""
+    print(f"Wrote {len(outputs.ids)} {outputs.kind} rows ({args.split}){pieces} to {args.output}")
     return 0
 
 
@@ -53,6 +58,10 @@ def main(argv=None):
 
             prepare_main(argv[1:])
             return 0
+        if argv[:2] == ["teacher", "merge"]:
+            from ptloss_tf.training.teacher.shards import merge_main
+
+            return merge_main(argv[2:])
         if argv and argv[0] == "teacher":
             from ptloss_tf.training.teacher.run import main as teacher_main
 

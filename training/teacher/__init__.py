@@ -10,6 +10,7 @@ reads a teacher's outputs.
 - `fingerprints`: the per-row content fingerprints of that format.
 - `join`: outputs aligned to a run's examples (`join`, `load_splits`).
 - `table_import`: `ptloss-distill import-teacher` (an external teacher's table).
+- `shards`: the teacher pass in shards (`--shard I/N`, `ptloss-distill teacher merge`).
 
 Nothing is imported here: `outputs` and `join` are read without TensorFlow
 or Keras (`ptloss-distill --prepared-data`, `ptloss-export`).

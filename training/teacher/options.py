@@ -30,6 +30,8 @@ class TeacherConfig(DataSource):
     seed: int = 0
     overwrite: bool = False
     verbose: int = 2
+    fine_tune_only: bool = False
+    shard: str = None
 
 
 def build_parser():
@@ -39,7 +41,10 @@ def build_parser():
         epilog="With --max-train-examples N the teacher fine-tunes on and predicts only "
                "the training rows that `ptloss-distill --max-train-examples N` with the "
                "same --seed reads (plus the rows it holds out for the coefficient search "
-               "where test labels are hidden); distil with the same N and --seed.",
+               "where test labels are hidden); distil with the same N and --seed. "
+               "On N machines: --fine-tune-only once, then --shard I/N (I = 0..N-1) with "
+               "the same flags on each, then `ptloss-distill teacher merge DIR... "
+               "--output-dir DIR`.",
     )
     defaults = TeacherConfig(task=None, preset=None, output_dir=None)
 
@@ -89,6 +94,13 @@ def build_parser():
                         help="replace the outputs and teacher.keras of a finished run, or of an "
                              "unfinished one with other options (an unfinished run with the "
                              "same options resumes either way)")
+    _add(parser, "--fine-tune-only", action="store_true",
+         help="fine-tune and save teacher.keras, predict nothing (the step before --shard)")
+    _add(parser, "--shard", metavar="I/N",
+         help="predict only shard I (0..N-1) of N of every split, from the fine-tuned "
+              "teacher.keras in --output-dir, into --output-dir/shards/ (batches I, "
+              "I+N, ... of the one-process pass); combine with `ptloss-distill teacher "
+              "merge`")
     _add(parser, "--verbose", type=int, choices=(0, 1, 2, 3), nargs="?",
          const=FRAMEWORK_LOGS_VERBOSITY,
          help="Keras progress: 0 silent, 1 bars, 2 one line per epoch; 3 (or --verbose "

@@ -31,6 +31,11 @@ backed up after every epoch, and epoch `e`'s data order depends on `--seed`
 and `e` only, so the result is the uninterrupted run's), then prediction of
 the splits not yet written; `teacher.keras` is saved before the predictions.
 
+On several machines (`teacher.shards`): `--fine-tune-only` stops after
+`teacher.keras`; `--shard I/N` with the same flags predicts shard I of N of
+every split from it into `shards/`, and `ptloss-distill teacher merge`
+assembles the shards into the files above, equal to one process's.
+
 Training rows (`--max-train-examples N`): without it the teacher fine-tunes
 on, and predicts, every training row, except that where the test labels are
 hidden (GLUE test on TFDS, RTE) it does not fine-tune on the training rows
@@ -120,6 +125,13 @@ def training_rows(config, examples):
     return plan["train"], predicted, meta
 
 
+def prediction_splits(examples, predicted_rows, train_meta):
+    """`{split: (examples, metadata)}`: the rows each split's outputs file
+    holds (train: `predicted_rows` only) and its header metadata."""
+    return {split: (ex.subset(predicted_rows), train_meta) if split == "train" else (ex, {})
+            for split, ex in examples.items()}
+
+
 def run(config):
     """Fine-tunes the teacher, writes its outputs and `teacher.keras` (see
     the module docstring); returns `{split: accuracy}` of labelled splits.
@@ -143,6 +155,12 @@ def run(config):
         raise ValueError("--predict-all-train only applies with --max-train-examples.")
     if config.no_header and config.task != "file":
         raise ValueError("`no_header` applies to `task` file.")
+    if config.shard is not None:
+        from ptloss_tf.training.teacher.shards import parse_shard
+
+        shard = parse_shard(config.shard)
+        if config.fine_tune_only:
+            raise ValueError("--shard predicts and --fine-tune-only does not: give one of them.")
     check_preset(config.preset)
     # The data (labels included) are checked before anything is written, and
     # the run directory before the (long) fine-tuning.
@@ -157,9 +175,14 @@ def run(config):
         validation_for_fit = examples["train"].subset(held)
     else:
         validation_for_fit = examples["validation"]
+    name = config.teacher_name or default_teacher_name(config.preset)
+    if config.shard is not None:
+        from ptloss_tf.training.teacher.shards import predict_shard
+
+        return predict_shard(config, shard, prediction_splits(examples, predicted_rows,
+                                                              train_meta), name)
     state = open_run_state(config, [f"{s}.jsonl" for s in (
         "train", "validation", "test", "validation_mismatched")] + [TEACHER_FILE])
-    name = config.teacher_name or default_teacher_name(config.preset)
     os.makedirs(config.output_dir, exist_ok=True)
     backup_dir = os.path.join(config.output_dir, BACKUP_DIR)
     if state["resumed"]:
@@ -170,8 +193,11 @@ def run(config):
 
     start = time.time()
     model_path = os.path.join(config.output_dir, TEACHER_FILE)
-    if (state.get("teacher_file") and os.path.exists(model_path)
-            and file_sha256(model_path) == state["teacher_file"]):
+    fitted_before = (state.get("teacher_file") and os.path.exists(model_path)
+                     and file_sha256(model_path) == state["teacher_file"])
+    if config.fine_tune_only and fitted_before:
+        print(f"{model_path} is this run's fine-tuned teacher already.", flush=True)
+    elif fitted_before:
         print(f"Fine-tuning done before the interruption: loading {model_path}.", flush=True)
         teacher = keras.saving.load_model(model_path)
         preprocessor = teacher.preprocessor
@@ -183,12 +209,15 @@ def run(config):
         state.update(teacher_file=file_sha256(model_path), backup=None, seed_states=None)
         write_state(config, state)
         shutil.rmtree(backup_dir, ignore_errors=True)
+    if config.fine_tune_only:
+        # The run stays unfinished: `--shard I/N` processes predict from
+        # teacher.keras, and the command without --fine-tune-only resumes.
+        print(f"Fine-tuned teacher in {model_path}; predict with --shard I/N (see "
+              "`ptloss-distill teacher merge`) or rerun without --fine-tune-only.", flush=True)
+        return {}
     fitted = time.time()
     summary, written, rows = {}, [], {}
-    for split, ex in examples.items():
-        meta = {}
-        if split == "train":
-            ex, meta = ex.subset(predicted_rows), train_meta
+    for split, (ex, meta) in prediction_splits(examples, predicted_rows, train_meta).items():
         fingerprints = text_fingerprints(ex.texts)
         path = os.path.join(config.output_dir, f"{split}.jsonl")
         outputs = kept_outputs(config, state, split, ex, fingerprints, name)

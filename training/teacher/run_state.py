@@ -30,14 +30,15 @@ from ptloss_tf.io_utils import save_atomically
 
 STATE_FILE = "teacher_state.json"
 BACKUP_DIR = "teacher_backup"
-#: The options that do not change what a run computes (a resumed run may differ in them).
-NOT_RESUME_OPTIONS = ("output_dir", "overwrite", "verbose")
+#: The options that do not change what a run computes (a resumed run may differ
+#: in them). `--fine-tune-only` and `--shard I/N` say which part of the run a
+#: process does: the fine-tuning, the shards and the merged outputs are one run.
+NOT_RESUME_OPTIONS = ("output_dir", "overwrite", "verbose", "fine_tune_only", "shard")
 
 
 def run_options(config):
     """The options a resumed run must share with the interrupted one: all of
-    them except `--output-dir`, `--overwrite` and `--verbose`, with file paths
-    made absolute."""
+    them except `NOT_RESUME_OPTIONS`, with file paths made absolute."""
     options = {}
     for field in dataclasses.fields(config):
         if field.name in NOT_RESUME_OPTIONS:

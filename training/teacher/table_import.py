@@ -1,6 +1,7 @@
 """Importing an external teacher's outputs (CSV, TSV or JSONL with one
 column per class or one list-valued column) into `TeacherOutputs`:
-`import_table`, behind `ptloss-distill import-teacher`."""
+`import_table`, and `import_pieces` for outputs made elsewhere in pieces,
+behind `ptloss-distill import-teacher`."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from ptloss_tf.training.data.tables import format_columns
 from ptloss_tf.training.data.tables import infer_format
 from ptloss_tf.training.data.tables import read_table
 from ptloss_tf.training.teacher.outputs import TeacherOutputs
+from ptloss_tf.training.teacher.outputs import first_few
 from ptloss_tf.training.teacher.outputs import text_fingerprints
 
 
@@ -173,4 +175,49 @@ def import_table(path, split, teacher, id_column="id", prob_columns=None, logit_
                   "id_column": id_column, "value_columns": spec if list_valued else wanted,
                   **({"text_columns": text_columns} if text_columns else {})},
         fingerprints=text_fingerprints(tuple(texts)) if text_columns else None,
+    )
+
+
+def import_pieces(paths, **kwargs):
+    """`import_table` of every piece of a table made elsewhere in pieces
+    (one per machine, say), as one `TeacherOutputs`, rows in piece order.
+
+    The pieces share the columns and `import_table`'s keyword arguments.
+    Which rows belong to the split is `join`'s check (ids and content
+    fingerprints); a row in two pieces is refused here, naming them.
+
+    Example:
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> for name, rows in (("a.csv", "7,0.2,0.8\\n"), ("b.csv", "3,0.6,0.4\\n")):
+    ...     _ = open(os.path.join(folder, name), "w").write("id,p0,p1\\n" + rows)
+    >>> out = import_pieces([os.path.join(folder, n) for n in ("a.csv", "b.csv")],
+    ...                     split="test", teacher="t5", prob_columns=["p0", "p1"])
+    >>> out.ids.tolist(), len(out.metadata["pieces"])
+    (['7', '3'], 2)
+    """
+    paths = [os.fspath(p) for p in paths]
+    if len(paths) == 1:
+        return import_table(paths[0], **kwargs)
+    pieces = [import_table(p, **kwargs) for p in paths]
+    owner = {}
+    for path, piece in zip(paths, pieces):
+        for i in piece.ids:
+            owner.setdefault(str(i), []).append(path)
+    shared = {i: ps for i, ps in owner.items() if len(ps) > 1}
+    if shared:
+        files = sorted({p for ps in shared.values() for p in ps})
+        raise ValueError(f"overlapping pieces: {len(shared)} ids are in more than one of "
+                         f"{', '.join(files)} (first few: {first_few(shared)}).")
+    first = pieces[0]
+    fingerprints = ([p.fingerprints for p in pieces]
+                    if all(p.fingerprints is not None for p in pieces) else None)
+    return TeacherOutputs(
+        ids=np.concatenate([p.ids for p in pieces]),
+        values=np.concatenate([p.values for p in pieces]),
+        kind=first.kind, class_names=first.class_names, split=first.split,
+        teacher=first.teacher,
+        metadata={**{k: v for k, v in first.metadata.items() if k != "source"},
+                  "pieces": [p.metadata["source"] for p in pieces]},
+        fingerprints=None if fingerprints is None else np.concatenate(fingerprints),
     )
