@@ -34,6 +34,18 @@ class PreparedBatches(keras.utils.PyDataset):
             or "auto" (`auto_bucket_boundaries` of the token counts); each
             batch is padded to its bucket's boundary.
         drop_remainder: drop partial batches (per bucket when bucketing).
+        pad_to_multiple: for a device mesh (`ptloss_tf.distribution`): every
+            global batch is padded to a multiple of this (the mesh's batch
+            axis) with copies of its first row of weight 0, and its real rows
+            get the weight `padded / real`, so that a `sum_over_batch_size`
+            loss and weighted metrics equal the unpadded batch's. With a
+            value above 1 each batch is `(x, y, sample_weight)`.
+        process_index: this process's index in a multi-process job; it gets
+            the `process_index`-th of `process_count` equal slices of every
+            (padded) global batch, as `jax.make_array_from_process_local_data`
+            expects. The global batches do not depend on the device or
+            process count.
+        process_count: the number of processes.
         **kwargs: `keras.utils.PyDataset`'s (`workers`, ...).
 
     Example:
@@ -44,11 +56,29 @@ class PreparedBatches(keras.utils.PyDataset):
     >>> x, y = batches[0]
     >>> len(batches), x["token_ids"].shape, y["labels"].tolist()
     (1, (2, 4), [0, 1])
+    >>> # 3 rows on 2 devices: padded to 4; process 1 of 2 gets rows 2, pad
+    >>> ids3 = np.repeat(ids[:1], 3, axis=0)
+    >>> shard = PreparedBatches({"token_ids": ids3, "segment_ids": 0 * ids3,
+    ...                          "padding_mask": (ids3 > 0).astype(np.int32)},
+    ...                         {"labels": np.array([0, 1, 2])}, batch_size=4,
+    ...                         pad_to_multiple=2, process_index=1, process_count=2)
+    >>> x, y, weight = shard[0]
+    >>> y["labels"].tolist(), [round(float(w), 4) for w in weight]
+    ([2, 0], [1.3333, 0.0])
     """
 
     def __init__(self, inputs, targets, batch_size, shuffle=False, seed=0,
-                 bucket_boundaries=None, drop_remainder=False, **kwargs):
+                 bucket_boundaries=None, drop_remainder=False, pad_to_multiple=1,
+                 process_index=0, process_count=1, **kwargs):
         super().__init__(**kwargs)
+        self.pad_to_multiple = int(pad_to_multiple)
+        self.process_index, self.process_count = int(process_index), int(process_count)
+        if self.process_count < 1 or not 0 <= self.process_index < self.process_count:
+            raise ValueError(f"PreparedBatches: process_index {process_index} must lie in "
+                             f"[0, {process_count}).")
+        if self.pad_to_multiple < 1 or self.pad_to_multiple % self.process_count:
+            raise ValueError(f"PreparedBatches: pad_to_multiple ({pad_to_multiple}) must "
+                             f"be a positive multiple of process_count ({process_count}).")
         missing = [k for k in INPUT_KEYS if k not in inputs]
         if missing:
             raise ValueError(f"PreparedBatches: inputs lack {missing}.")
@@ -112,14 +142,33 @@ class PreparedBatches(keras.utils.PyDataset):
     def __len__(self):
         return len(self._batches)
 
+    def _padded_rows(self, index):
+        """The global batch `index` padded to `pad_to_multiple` (pad rows
+        repeat its first row), this process's slice of it, and the slice's
+        sample weights."""
+        rows = self._batches[index]
+        real = len(rows)
+        padded = -(-real // self.pad_to_multiple) * self.pad_to_multiple
+        rows = np.concatenate([rows, np.repeat(rows[:1], padded - real)])
+        weights = np.where(np.arange(padded) < real, padded / real, 0.0).astype(np.float32)
+        per_process = padded // self.process_count
+        piece = slice(self.process_index * per_process, (self.process_index + 1) * per_process)
+        return rows[piece], weights[piece]
+
     def __getitem__(self, index):
-        rows, width = self._batches[index], self._widths[index]
+        rows, weights = self._padded_rows(index)
+        width = self._widths[index]
         x = {k: v[rows, :width] for k, v in self.inputs.items()}
         if self.targets is None:
             return x
-        if self._single_target:
-            return x, self.targets["y"][rows]
-        return x, {k: v[rows] for k, v in self.targets.items()}
+        y = (self.targets["y"][rows] if self._single_target
+             else {k: v[rows] for k, v in self.targets.items()})
+        return (x, y) if self.pad_to_multiple == 1 else (x, y, weights)
+
+    def real_rows(self):
+        """Booleans over this process's rows, batch after batch: False for
+        the padding rows (drop them from `predict`'s output)."""
+        return np.concatenate([self._padded_rows(i)[1] > 0 for i in range(len(self))])
 
     def on_epoch_end(self):
         self.epoch += 1
@@ -129,4 +178,7 @@ class PreparedBatches(keras.utils.PyDataset):
     def inputs_only(self):
         """Batches of the inputs alone, in the examples' order (for
         `predict`)."""
-        return PreparedBatches(self.inputs, None, self.batch_size)
+        return PreparedBatches(self.inputs, None, self.batch_size,
+                               pad_to_multiple=self.pad_to_multiple,
+                               process_index=self.process_index,
+                               process_count=self.process_count)
