@@ -13,10 +13,11 @@ softmax of an affine function of the clipped log-probabilities,
 - `"matrix"`: `W` full, `b` free, with the ODIR penalty towards a diagonal
   `W` and `b = 0`, its weight given or cross-validated (`matrix`).
 
-The logits are linear in the parameters, so each fit is convex (L-BFGS-B with
-the analytic gradient, float64). Modules: `fit` (`calibrate_teacher`),
-`matrix` (matrix scaling, the penalty, the cross-validation),
-`teacher_calibration` (`TeacherCalibration` and its JSON), `common`.
+The logits are linear in the parameters, so each fit is convex (float64;
+L-BFGS-B with the analytic gradient, trust-region Newton-CG for matrix).
+Modules: `fit` (`calibrate_teacher`), `matrix` (matrix scaling, the penalty,
+the cross-validation), `teacher_calibration` (`TeacherCalibration` and its
+JSON), `common`.
 
 Plain numpy and scipy: no TensorFlow import.
 """

@@ -1,5 +1,5 @@
 """What every recalibration shares: the method names, the clipped
-log-probabilities they are affine in, and the L-BFGS-B fit of a convex NLL.
+log-probabilities they are affine in, and the minimiser of a convex NLL.
 
 Plain numpy (scipy on first fit): no TensorFlow import.
 """

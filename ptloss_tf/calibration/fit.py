@@ -138,7 +138,8 @@ def calibrate_teacher(teacher_probs, labels, method="vector",
     for `"bias"` (`W = I`), a diagonal `W` and `b[1:]` for `"vector"`, a full
     `W` and `b` for `"matrix"` (plus the ODIR penalty,
     `ptloss_tf.calibration.matrix`). Each problem is convex; L-BFGS-B with
-    the analytic gradient finds its minimum, starting from the identity map.
+    the analytic gradient (matrix: trust-region Newton-CG) finds its
+    minimum, starting from the identity map.
 
     For `"matrix"` with `regularization=None` the ODIR weight is chosen from
     `REGULARIZATION_GRID` = (0, 1e-4, 1e-3, ..., 10, 100) by 5-fold

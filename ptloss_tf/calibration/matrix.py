@@ -17,7 +17,8 @@ which pulls `W` towards a diagonal matrix and `b` towards 0: towards
 temperature / per-class scaling, not towards any one scale (the diagonal is
 free, as in ODIR). One weight `lambda` serves both terms (ODIR allows two).
 The objective is convex (a convex NLL of a linear function plus a convex
-quadratic): L-BFGS-B with the analytic gradient finds its minimum.
+quadratic): trust-region Newton-CG with the analytic gradient and Hessian-vector
+products finds its minimum.
 
 Gauge: adding `c_j` to every entry of column j of `W` (or a constant to `b`)
 adds a per-row constant to the logits and leaves `q` unchanged. At a
