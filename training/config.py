@@ -58,6 +58,9 @@ class DistillConfig(DataSource):
     # the default 2-layer BERT learns the teacher in the time budget.
     overconfidence: float = 1.5
     prior_shift: float = 2.0
+    prior_shift_class: int = 0
+    teacher_confusion: float = 0.0
+    confusion_classes: tuple = (1, 2)
     teacher_noise: float = 0.0
     negation_rate: float = 0.0
     # teacher outputs
@@ -116,8 +119,10 @@ class DistillConfig(DataSource):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.loss is not None and not isinstance(self.loss, tuple):
-            object.__setattr__(self, "loss", tuple(self.loss))
+        for name in ("loss", "confusion_classes"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, tuple):
+                object.__setattr__(self, name, tuple(value))
 
     @classmethod
     def from_namespace(cls, namespace):
@@ -220,7 +225,17 @@ def build_parser(prog="ptloss-distill"):
     _add(g, "--synthetic-classes", type=int)
     _add(g, "--overconfidence", type=float,
             help="teacher logits = overconfidence * true logits (+ shift, noise)")
-    _add(g, "--prior-shift", type=float)
+    _add(g, "--prior-shift", type=float,
+            help="added to the teacher logit of --prior-shift-class (a class-prior shift)")
+    _add(g, "--prior-shift-class", type=int,
+            help="the class --prior-shift favours (default 0, for any --synthetic-classes)")
+    _add(g, "--teacher-confusion", type=float,
+            help="fraction c in [0, 1] of class A's logit evidence the teacher reads as "
+                 "class B's (--confusion-classes A B): l_A <- (1-c) l_A, l_B <- l_B + c l_A, "
+                 "before --overconfidence; no per-class recalibration undoes it")
+    _add(g, "--confusion-classes", type=int, nargs=2, metavar=("A", "B"),
+            help="--teacher-confusion: the class whose evidence leaks (A) and the class "
+                 "it leaks to (B); default 1 2 (needs --synthetic-classes >= 3)")
     _add(g, "--teacher-noise", type=float)
     _add(g, "--negation-rate", type=float,
             help="probability that an evidence word is negated (`not`, `never` "

@@ -53,6 +53,19 @@ def _check_numbers(config):
     if not config.max_teacher_gap >= 0:  # also refuses NaN; inf never warns
         raise ValueError(f"`max_teacher_gap` must be at least 0 accuracy points, got "
                          f"{config.max_teacher_gap}.")
+    if not 0 <= config.prior_shift_class < config.synthetic_classes:
+        raise ValueError(f"`prior_shift_class` must lie in [0, {config.synthetic_classes}) "
+                         f"(`synthetic_classes` is {config.synthetic_classes}), got "
+                         f"{config.prior_shift_class}.")
+    if not 0.0 <= config.teacher_confusion <= 1.0:
+        raise ValueError(f"`teacher_confusion` must lie in [0, 1], got "
+                         f"{config.teacher_confusion}.")
+    a, b = config.confusion_classes
+    if config.teacher_confusion > 0 and (a == b or not (
+            0 <= a < config.synthetic_classes and 0 <= b < config.synthetic_classes)):
+        raise ValueError(f"`confusion_classes` must be two different classes in [0, "
+                         f"{config.synthetic_classes}) (`synthetic_classes` is "
+                         f"{config.synthetic_classes}), got {a} {b}.")
     if not 0.0 <= config.negation_rate <= 1.0:
         raise ValueError(f"`negation_rate` must lie in [0, 1], got {config.negation_rate}.")
     if not 0.0 <= config.warmup_fraction < 1.0:

@@ -126,6 +126,8 @@ def make_synthetic_task(
     seed=0,
     *,
     prior_shift_class=0,
+    confusion=0.0,
+    confusion_classes=(1, 2),
     evidence_words_per_class=4,
     strength_low=1.0,
     strength_high=3.0,
@@ -151,6 +153,14 @@ def make_synthetic_task(
             teacher logits (>= 0).
         seed: integer seed.
         prior_shift_class: the class whose teacher logit `prior_shift` shifts.
+        confusion: the fraction `c` in [0, 1] of class `a`'s logit evidence that
+            the teacher reads as class `b`'s, `(a, b) = confusion_classes`:
+            before the over-confidence scale, the teacher's logits are
+            `l_a <- (1 - c) * l_a` and `l_b <- l_b + c * l_a` (a linear map of
+            the true logits that no per-class map undoes; matrix scaling on
+            `log p` undoes it only in part, see `confused_logits`). 0: none.
+        confusion_classes: `(a, b)`, two different classes in [0, K); the
+            default `(1, 2)` needs K >= 3 only when `confusion > 0`.
         evidence_words_per_class: evidence words supporting each class.
         strength_low, strength_high: range of evidence strengths (the logit
             margin one evidence word gives its class over the others).
@@ -192,6 +202,7 @@ def make_synthetic_task(
         K, num_train, num_validation, num_test, vocabulary_size, overconfidence, noise,
         prior_shift_class, min_length, max_length, strength_low, strength_high,
         evidence_words_per_class, prior_logits, class_names)
+    confusion_classes = _check_confusion(K, confusion, confusion_classes)
     rng = np.random.default_rng([int(seed), _VOCAB_STREAM])
     fixed = len(NEGATORS) + len(FUNCTION_WORDS)
     pseudo = pseudo_words(rng, vocabulary_size - fixed, SPECIAL_TOKENS + NEGATORS + FUNCTION_WORDS)
@@ -213,6 +224,8 @@ def make_synthetic_task(
         "prior_shift": float(prior_shift),
         "prior_shift_class": int(prior_shift_class),
         "noise": float(noise),
+        "confusion": float(confusion),
+        "confusion_classes": confusion_classes,
         "evidence_words_per_class": int(evidence_words_per_class),
         "strength_low": float(strength_low),
         "strength_high": float(strength_high),
@@ -230,8 +243,10 @@ def make_synthetic_task(
         "rule": (
             "p*(y|x) = softmax(prior_logits + sum_i s_i * evidence_weights[w_i]) over "
             "the evidence words w_i of x, s_i = (-1)^(number of negators since the "
-            "previous evidence word); teacher = softmax(overconfidence * logits + "
-            "prior_shift * onehot(prior_shift_class) + noise * N(0, I))"
+            "previous evidence word); teacher = softmax(overconfidence * C(logits) + "
+            "prior_shift * onehot(prior_shift_class) + noise * N(0, I)), C = the "
+            "confusion map: l_a <- (1 - confusion) * l_a, l_b <- l_b + confusion * l_a, "
+            "(a, b) = confusion_classes"
         ),
     }
 
@@ -285,6 +300,48 @@ def _check_arguments(K, num_train, num_validation, num_test, vocabulary_size, ov
     return prior_logits, class_names
 
 
+def _check_confusion(K, confusion, confusion_classes):
+    """Raises ValueError for a bad confusion; returns the classes as a list."""
+    if not 0.0 <= confusion <= 1.0:
+        raise ValueError(f"confusion must lie in [0, 1], got {confusion}.")
+    classes = [int(c) for c in confusion_classes]
+    if len(classes) != 2 or classes[0] == classes[1]:
+        raise ValueError(f"confusion_classes must be two different classes, got {classes}.")
+    if confusion > 0 and not all(0 <= c < K for c in classes):
+        raise ValueError(f"confusion_classes {classes} must lie in [0, {K}) "
+                         f"(num_classes is {K}).")
+    return classes
+
+
+def confused_logits(logits, confusion, confusion_classes=(1, 2)):
+    """The teacher's confusion of two classes, on logits `[N, K]`.
+
+    A fraction `confusion` of class `a`'s logit evidence is moved to class
+    `b` (`(a, b) = confusion_classes`): `l_a <- (1 - c) l_a`,
+    `l_b <- l_b + c l_a`, the other classes unchanged. A class-`a` evidence
+    word (centred weight `s * (e_a - 1/K)`) then gives class `b` the logit
+    margin `s * ((2c - 1)(1 - 1/K) - 1/K)` over class `a`: the teacher's class
+    `b` overtakes class `a` on pure class-`a` evidence when
+    `c > K / (2(K - 1))` (3/4 for K = 3, 5/8 for K = 5). It is linear in the logits, so `log p^t = W l + const(x) 1`
+    with a full `W`; matrix scaling, `softmax(W' log p^t + b)`, would undo
+    it exactly only if `W^-1 1` were proportional to `1`, which it is not
+    (`c > 0`): the per-example constant leaks back in. It is the
+    "moving logit evidence" form of a confusion, not a symmetric mixing of
+    the two classes' probabilities.
+
+    Example:
+    >>> confused_logits(np.array([[0.0, 2.0, -1.0]]), 0.5).tolist()
+    [[0.0, 1.0, 0.0]]
+    """
+    out = np.array(logits, dtype=np.float64, copy=True)
+    if confusion:
+        a, b = (int(c) for c in confusion_classes)
+        moved = confusion * out[:, a]
+        out[:, a] -= moved
+        out[:, b] += moved
+    return out
+
+
 def _evidence_table(evidence, strengths, K):
     """`(weights, classes)`: each evidence word's centred weight vector
     `s * ([k == c] - 1/K)` and the class `c` it supports (round robin)."""
@@ -315,7 +372,9 @@ def _make_split(name, num, config, evidence, fillers):
     z = np.random.default_rng([seed, split_id, _NOISE]).standard_normal((num, K))
     shift = np.zeros(K)
     shift[config["prior_shift_class"]] = config["prior_shift"]
-    teacher = softmax(config["overconfidence"] * logits + shift + config["noise"] * z)
+    confused = confused_logits(logits, config.get("confusion", 0.0),
+                               config.get("confusion_classes", (1, 2)))
+    teacher = softmax(config["overconfidence"] * confused + shift + config["noise"] * z)
     width = max(6, len(str(num - 1)))
     examples = Examples(
         ids=np.array([f"synthetic/{name}/{i:0{width}d}" for i in range(num)]),

@@ -39,14 +39,19 @@ filler in between (`"never the blorf"`); the remaining slots are fillers
 
 The teacher (fixed per example, deterministic given the seed):
 
-    teacher_logits = overconfidence * logits(x)
+    teacher_logits = overconfidence * C(logits(x))
                      + prior_shift * onehot(prior_shift_class)
                      + noise * z,      z ~ N(0, I_K) per example
     teacher_probs  = softmax(teacher_logits)
 
+where `C` is the teacher's confusion of classes `(a, b) = confusion_classes`
+(`synthetic.confused_logits`): `l_a <- (1 - confusion) l_a`,
+`l_b <- l_b + confusion l_a`, the identity when `confusion = 0`.
+
 `overconfidence > 1` is a temperature `< 1` (sharper than `p*`), `prior_shift`
 favours one class, `noise` is per-example miscalibration. With
-`overconfidence=1, prior_shift=0, noise=0` the teacher is exactly `p*`.
+`overconfidence=1, prior_shift=0, noise=0, confusion=0` the teacher is exactly
+`p*`.
 
 Random streams are separate per purpose and per split (vocabulary and weights;
 per split: sentences, labels, teacher noise), so for one `seed` the sentences
