@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 if not __package__:
@@ -50,20 +49,8 @@ from . import text_studies  # noqa: E402
 RECIPES = {2: (4, 3e-4), 4: (5, 1e-4), 6: (3, 5e-5)}
 
 
-def _read_table(path):
-    with open(path, encoding="utf-8-sig") as f:
-        header = f.readline().rstrip("\r\n").split("\t")
-        rows = [line.rstrip("\r\n").split("\t") for line in f if line.strip()]
-    return header, rows
-
-
-def _write_table(path, header, rows):
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\t".join(header) + "\n")
-        for row in rows:
-            f.write("\t".join(row) + "\n")
-    os.replace(tmp, path)
+_read_table = text_studies.read_table
+_write_table = text_studies.write_table
 
 
 def split_teacher_and_transfer(args, folder):
@@ -93,24 +80,6 @@ def file_task(args, train_file):
             "--sequence-length", str(args.sequence_length)]
 
 
-def predict_table(model_path, tsv, text_fields, class_names, out):
-    """Writes `out` (TSV: id, one logit column per class): the teacher's
-    logits for every row of `tsv`, ids `<stem>/<row:06d>` as the file reader
-    gives them. Runs in its own process (`--predict`)."""
-    import keras
-    import numpy as np
-
-    header, rows = _read_table(tsv)
-    columns = [np.asarray([r[header.index(f)] for r in rows]) for f in text_fields]
-    model = keras.saving.load_model(model_path, compile=False)
-    inputs = columns[0] if len(columns) == 1 else tuple(columns)
-    logits = np.asarray(model.predict(inputs, batch_size=64, verbose=0), np.float64)
-    stem = os.path.splitext(os.path.basename(tsv))[0]
-    table = [[f"{stem}/{i:06d}", *(repr(float(v)) for v in row)]
-             for i, row in enumerate(logits)]
-    _write_table(out, ["id", *(f"logit_{c}" for c in class_names)], table)
-
-
 def prepare_file_teacher(args, folder, minilm, state, save):
     """Fine-tunes the teacher once on `teacher.tsv` and writes the students'
     teacher outputs (train = its predictions on `transfer.tsv`)."""
@@ -128,24 +97,10 @@ def prepare_file_teacher(args, folder, minilm, state, save):
                      teacher_run=cli_runs.read_teacher_run(run_dir))
         save()
     if not os.path.exists(os.path.join(outputs, "train.jsonl")):
-        os.makedirs(outputs, exist_ok=True)
-        for split in ("validation", "test"):
-            shutil.copyfile(os.path.join(run_dir, f"{split}.jsonl"),
-                            os.path.join(outputs, f"{split}.jsonl"))
-        table = os.path.join(outputs, "transfer_logits.tsv")
-        subprocess.run([sys.executable, "-m", "experiments.study_depth", "--predict",
-                        os.path.join(run_dir, "teacher.keras"),
-                        os.path.join(folder, "transfer.tsv"), table,
-                        "--text-fields", *args.text_fields, "--class-names", *args.class_names],
-                       check=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        step = cli_runs.run_cli("import", [
-            "import-teacher", table, os.path.join(outputs, "train.jsonl"), "--split", "train",
-            "--teacher", f"all-MiniLM-L6-v2 {args.name}",
-            "--logit-columns", *[f"logit_{c}" for c in args.class_names],
-            "--class-names", *args.class_names],
+        text_studies.import_transfer_outputs(
+            run_dir, os.path.join(folder, "transfer.tsv"), outputs, args.text_fields,
+            args.class_names, f"all-MiniLM-L6-v2 {args.name}",
             os.path.join(args.work_dir, "import.log"))
-        if step["returncode"]:
-            sys.exit("study_depth: importing the teacher's outputs failed.")
     return outputs
 
 
@@ -269,14 +224,9 @@ def main():
     parser.add_argument("--work-dir")
     parser.add_argument("--out")
     parser.add_argument("--report", metavar="JSON")
-    parser.add_argument("--predict", nargs=3, metavar=("MODEL", "TSV", "OUT"))
     args = parser.parse_args()
     if args.report:
         print(report(args.report))
-        return
-    if args.predict:
-        model, tsv, out = args.predict
-        predict_table(model, tsv, args.text_fields, args.class_names, out)
         return
     if args.dataset == "file" and not (args.train_file and args.validation_file
                                        and args.test_file and args.class_names):

@@ -52,7 +52,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 
@@ -173,43 +172,12 @@ def student_task(folder):
             "--class-names", *CLASS_NAMES, "--sequence-length", "64"]
 
 
-def predict_table(model_path, tsv, out):
-    """Writes `out` (TSV: id, one logit column per class, sentence): the
-    teacher's logits for every row of `tsv`. Runs in its own process (see
-    `main`'s `--predict`)."""
-    import keras
-    import numpy as np
-
-    _, rows = _read_rows(tsv)
-    texts = [r[0] for r in rows]
-    model = keras.saving.load_model(model_path, compile=False)
-    logits = np.asarray(model.predict(np.asarray(texts), batch_size=64, verbose=0),
-                        dtype=np.float64)
-    stem = os.path.splitext(os.path.basename(tsv))[0]
-    tmp = out + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("id\t" + "\t".join(f"logit_{c}" for c in CLASS_NAMES) + "\tsentence\n")
-        for i, (text, row) in enumerate(zip(texts, logits)):
-            f.write(f"{stem}/{i:06d}\t" + "\t".join(repr(float(v)) for v in row) + f"\t{text}\n")
-    os.replace(tmp, out)
-
-
 #: The teachers' outputs kept with the results, so that the study resumes
 #: with the same teachers on a machine whose work directory is gone.
 KEPT_OUTPUTS = os.path.join(text_studies.RESULTS, "study_sst2_bias_teachers")
-OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
-
-
-def has_outputs(folder):
-    """Whether `folder` holds every file of `OUTPUT_FILES`."""
-    return all(os.path.exists(os.path.join(folder, f)) for f in OUTPUT_FILES)
-
-
-def copy_outputs(source, destination):
-    """Copies the `OUTPUT_FILES` of `source` into `destination` (created)."""
-    os.makedirs(destination, exist_ok=True)
-    for f in OUTPUT_FILES:
-        shutil.copyfile(os.path.join(source, f), os.path.join(destination, f))
+OUTPUT_FILES = text_studies.OUTPUT_FILES
+has_outputs = text_studies.has_outputs
+copy_outputs = text_studies.copy_outputs
 
 
 def prepare_teacher(name, args, folder, minilm, state, save):
@@ -242,23 +210,9 @@ def prepare_teacher(name, args, folder, minilm, state, save):
         save()
     if not os.path.exists(os.path.join(outputs, "train.jsonl")):
         t0 = time.perf_counter()
-        os.makedirs(outputs, exist_ok=True)
-        for split in ("validation", "test"):
-            shutil.copyfile(os.path.join(run_dir, f"{split}.jsonl"),
-                            os.path.join(outputs, f"{split}.jsonl"))
-        table = os.path.join(outputs, "transfer_logits.tsv")
-        subprocess.run([sys.executable, "-m", "experiments.study_sst2_bias", "--predict",
-                        os.path.join(run_dir, "teacher.keras"),
-                        os.path.join(folder, "transfer.tsv"), table], check=True,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        step = cli_runs.run_cli(f"import {name}", [
-            "import-teacher", table, os.path.join(outputs, "train.jsonl"), "--split", "train",
-            "--teacher", f"all-MiniLM-L6-v2 SST-2 {name}",
-            "--logit-columns", *[f"logit_{c}" for c in CLASS_NAMES],
-            "--class-names", *CLASS_NAMES, "--text-columns", "sentence"],
-            os.path.join(args.work_dir, f"import_{name}.log"))
-        if step["returncode"]:
-            sys.exit(f"study_sst2_bias: importing the {name} teacher's outputs failed.")
+        text_studies.import_transfer_outputs(
+            run_dir, os.path.join(folder, "transfer.tsv"), outputs, ["sentence"], CLASS_NAMES,
+            f"all-MiniLM-L6-v2 SST-2 {name}", os.path.join(args.work_dir, f"import_{name}.log"))
         record["transfer_predict_s"] = time.perf_counter() - t0
         save()
     if not args.tiny and not has_outputs(kept):
@@ -484,10 +438,6 @@ def figure(path, png):
 
 
 def main():
-    if "--predict" in sys.argv:
-        i = sys.argv.index("--predict")
-        predict_table(*sys.argv[i + 1:i + 4])
-        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work-dir", default="/tmp/study_sst2_bias")
     parser.add_argument("--out", default=os.path.join(text_studies.RESULTS, "study_sst2_bias.json"))

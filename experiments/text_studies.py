@@ -1,4 +1,13 @@
-"""What the real-text studies (`study_sst2.py`, `study_glue.py`) share.
+"""What the real-text studies (`study_sst2.py`, `study_glue.py`,
+`study_sst2_bias.py`, `study_depth.py`, `study_multiclass_text.py`) share.
+
+The last three also share the teacher/transfer machinery below the report:
+TSV tables (`read_table`, `write_table`), a saved teacher's predictions on
+the transfer set entered through `ptloss-distill import-teacher`
+(`import_transfer_outputs`, which runs `predict_table` in its own process:
+`python -m experiments.text_studies --predict MODEL TSV OUT K FIELD...`)
+and the teacher outputs kept with the results (`has_outputs`,
+`copy_outputs`).
 
 Both run the installed `ptloss-distill` as a subprocess per call
 (`bench/cli_runs.py`, imported as `bench.cli_runs`: run the studies from the
@@ -160,3 +169,100 @@ def report(path):
     wall = sum(r["wall_s"] for r in runs)
     lines += ["", f"{len(runs)} runs, seeds {seeds}, {wall / 60:.0f} min of summed wall time."]
     return "\n".join(lines)
+
+
+# --- Tables, teacher predictions and kept teacher outputs (shared by
+# study_sst2_bias, study_depth and study_multiclass_text). ---------------
+
+#: The teacher-outputs files a student run reads.
+OUTPUT_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl")
+
+
+def has_outputs(folder):
+    """Whether `folder` holds every file of `OUTPUT_FILES`."""
+    return all(os.path.exists(os.path.join(folder, f)) for f in OUTPUT_FILES)
+
+
+def copy_outputs(source, destination):
+    """Copies the `OUTPUT_FILES` of `source` into `destination` (created)."""
+    import shutil
+
+    os.makedirs(destination, exist_ok=True)
+    for f in OUTPUT_FILES:
+        shutil.copyfile(os.path.join(source, f), os.path.join(destination, f))
+
+
+def read_table(path):
+    """`(header, rows)` of a TSV with a header row (rows: lists of strings)."""
+    with open(path, encoding="utf-8-sig") as f:
+        header = f.readline().rstrip("\r\n").split("\t")
+        rows = [line.rstrip("\r\n").split("\t") for line in f if line.strip()]
+    return header, rows
+
+
+def write_table(path, header, rows):
+    """Writes a TSV atomically (rows: lists of strings without tabs/newlines)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("\t".join(header) + "\n")
+        for row in rows:
+            f.write("\t".join(row) + "\n")
+    os.replace(tmp, path)
+
+
+def predict_table(model_path, tsv, text_fields, num_classes, out):
+    """Writes `out` (TSV: id, `logit_0..logit_{K-1}`, the text columns): a
+    saved teacher's logits for every row of `tsv`, ids `<stem>/<row:06d>` as
+    the CLI's file reader gives them. Run it in its own process
+    (`python -m experiments.text_studies --predict ...`)."""
+    import keras
+    import numpy as np
+
+    header, rows = read_table(tsv)
+    columns = [np.asarray([r[header.index(f)] for r in rows]) for f in text_fields]
+    model = keras.saving.load_model(model_path, compile=False)
+    inputs = columns[0] if len(columns) == 1 else tuple(columns)
+    logits = np.asarray(model.predict(inputs, batch_size=64, verbose=0), np.float64)
+    if logits.shape[1] != num_classes:
+        raise SystemExit(f"{model_path}: {logits.shape[1]} outputs, expected {num_classes}")
+    stem = os.path.splitext(os.path.basename(tsv))[0]
+    table = [[f"{stem}/{i:06d}", *(repr(float(v)) for v in row),
+              *(r[header.index(f)] for f in text_fields)]
+             for i, (row, r) in enumerate(zip(logits, rows))]
+    write_table(out, ["id", *(f"logit_{k}" for k in range(num_classes)), *text_fields], table)
+
+
+def import_transfer_outputs(run_dir, transfer_tsv, outputs, text_fields, class_names,
+                            teacher_name, log_path):
+    """The students' teacher outputs in `outputs`: validation/test.jsonl as
+    `ptloss-distill teacher` wrote them in `run_dir`, train.jsonl = the saved
+    `run_dir/teacher.keras`'s predictions on `transfer_tsv`, entered through
+    `ptloss-distill import-teacher` with the texts' fingerprints (a user's
+    path for an external teacher). Exits if a step fails."""
+    import shutil
+    import subprocess
+
+    os.makedirs(outputs, exist_ok=True)
+    for split in ("validation", "test"):
+        shutil.copyfile(os.path.join(run_dir, f"{split}.jsonl"),
+                        os.path.join(outputs, f"{split}.jsonl"))
+    table = os.path.join(outputs, "transfer_logits.tsv")
+    subprocess.run([sys.executable, "-m", "experiments.text_studies", "--predict",
+                    os.path.join(run_dir, "teacher.keras"), transfer_tsv, table,
+                    str(len(class_names)), *text_fields], check=True,
+                   env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    step = cli_runs.run_cli(f"import {teacher_name}", [
+        "import-teacher", table, os.path.join(outputs, "train.jsonl"), "--split", "train",
+        "--teacher", teacher_name,
+        "--logit-columns", *[f"logit_{k}" for k in range(len(class_names))],
+        "--class-names", *class_names, "--text-columns", *text_fields, "--overwrite"],
+        log_path)
+    if step["returncode"]:
+        sys.exit(f"importing {teacher_name}'s outputs failed; see {log_path}.")
+
+
+if __name__ == "__main__" and "--predict" in sys.argv:
+    # python -m experiments.text_studies --predict MODEL TSV OUT K FIELD...
+    _i = sys.argv.index("--predict")
+    _model, _tsv, _out, _k = sys.argv[_i + 1:_i + 5]
+    predict_table(_model, _tsv, sys.argv[_i + 5:], int(_k), _out)
