@@ -21,6 +21,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     Args:
         backup_dir, save_freq, delete_checkpoint: as for
             `keras.callbacks.BackupAndRestore`.
+        read_only: restore the backup but never write or delete it (the
+            processes of a multi-process job other than the one that writes
+            it; they share its directory).
+        save_outside_distribution: write the backup with no
+            `keras.distribution` set (`ptloss_tf.distribution.
+            outside_distribution`): process 0 of a multi-process job.
 
     Example:
     ```python
@@ -29,11 +35,24 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     ```
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
-        super().__init__(backup_dir, save_freq=save_freq,
-                         double_checkpoint=False, delete_checkpoint=delete_checkpoint)
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True,
+                 read_only=False, save_outside_distribution=False):
+        super().__init__(backup_dir, save_freq=save_freq, double_checkpoint=False,
+                         delete_checkpoint=delete_checkpoint and not read_only)
+        self.read_only = read_only
+        self.save_outside_distribution = save_outside_distribution
 
     def _save_model(self):
+        if self.read_only:
+            return
+        if self.save_outside_distribution:
+            from ptloss_tf.distribution import outside_distribution
+
+            with outside_distribution():
+                return self._write_backup()
+        return self._write_backup()
+
+    def _write_backup(self):
         os.makedirs(self.backup_dir, exist_ok=True)
         tmp_weights = os.path.join(self.backup_dir, "writing.weights.h5")
         tmp_metadata = os.path.join(self.backup_dir, "writing_metadata.json")

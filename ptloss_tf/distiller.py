@@ -191,8 +191,11 @@ class Distiller(keras.Model):
             )
         self.distillation_loss = distillation_loss
         self.student_loss_weight = weight
+        # Reduced as the distillation loss is (e.g. "mean_with_sample_weight"
+        # on a device mesh whose padded rows weigh 0).
         self.student_loss = keras.losses.SparseCategoricalCrossentropy(
-            from_logits=True
+            from_logits=True,
+            reduction=getattr(distillation_loss, "reduction", "sum_over_batch_size"),
         )
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
@@ -268,7 +271,10 @@ class Distiller(keras.Model):
         if getattr(self.distillation_loss, "takes_labels", False):  # DKD: see the class doc
             teacher_probs = self.distillation_loss.targets_with_labels(teacher_probs, y.get(LABELS))
         distill = self.distillation_loss(teacher_probs, y_pred, sample_weight)
-        batch = ops.shape(y_pred)[0]
+        # The running means weigh a batch by its rows, or by its total sample
+        # weight (rows of weight 0, e.g. a mesh's padding, do not count).
+        batch = (ops.shape(y_pred)[0] if sample_weight is None
+                 else ops.sum(ops.cast(sample_weight, "float32")))
         self.distillation_loss_tracker.update_state(
             keras_compat.unscale_loss_for_distribution(distill), sample_weight=batch
         )

@@ -12,9 +12,14 @@ are split along the `"model"` axis by `bert_layout_map`, the batch along
 
 Under a distribution every global batch must divide evenly over the batch
 axis; `ptloss_tf.training`'s `PreparedBatches` pads a partial batch with
-rows of weight 0 (and re-weights the real rows so the batch mean is the
-unpadded one), so the same seed gives the same global batches for any
-device count.
+rows of sample weight 0, so the same seed gives the same global batches for
+any device count. Build the losses with `reduction="mean_with_sample_weight"`
+so that a padded batch's loss is the mean over its real rows (Keras' default
+`"sum_over_batch_size"` would divide by the padded count); the `Distiller`
+reduces its student loss the same way and weighs its running means by the
+total sample weight. (DIST's intra-class term correlates over the whole
+batch, padding rows included: on a mesh, prefer batch sizes and row counts
+that need no padding for it.)
 
 Example (forced host devices, as the tests run it on a CPU):
 
@@ -25,6 +30,8 @@ Example (forced host devices, as the tests run it on a CPU):
     # {'kind': 'data_parallel', 'shape': [2], 'axis_names': ['batch'], ...}
 """
 
+import contextlib
+import os
 import re
 
 KINDS = ("data_parallel", "model_parallel")
@@ -67,6 +74,11 @@ def initialize_processes(coordinator=None, num_processes=None, process_id=None):
         `(process_index, process_count)`.
     """
     given = [coordinator is not None, num_processes is not None, process_id is not None]
+    if not any(given) and "JAX_COORDINATOR_ADDRESS" in os.environ:
+        import jax
+
+        jax.distributed.initialize()  # reads JAX_COORDINATOR_ADDRESS, ..._NUM_PROCESSES, ...
+        return jax.process_index(), jax.process_count()
     if any(given) and not all(given):
         raise ValueError("`coordinator`, `num_processes` and `process_id` go together: "
                          "give all three or none.")
@@ -210,6 +222,23 @@ def check_layout(distribution, model):
                         f"variable {path} {paths[path]}: dimension {dim} does not divide "
                         f"over the {axis_size(distribution, axis)} devices of mesh axis "
                         f"{axis!r}; choose --model-parallel to divide it.")
+
+
+@contextlib.contextmanager
+def outside_distribution():
+    """Runs its block with no distribution set: for process 0 writing files
+    in a multi-process job. Keras creates throwaway variables while it saves
+    weights (an optimizer, to skip its attributes); under the mesh each one
+    is a collective that the other processes never join, and the job stops
+    with "passed to device_put is not the same on each process"."""
+    import keras
+
+    current = keras.distribution.distribution()
+    keras.distribution.set_distribution(None)
+    try:
+        yield
+    finally:
+        keras.distribution.set_distribution(current)
 
 
 def describe_mesh(distribution):

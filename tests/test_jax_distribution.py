@@ -159,11 +159,11 @@ def test_every_process_gets_its_slice_of_the_same_global_batches(processes, mult
                                                for _, y, _ in pieces)
             # The real rows, in order, are the unpadded batch; pads weigh 0.
             np.testing.assert_array_equal(rows[:real], y_ref["row"])
-            np.testing.assert_allclose(weights[:real], padded / real)
+            np.testing.assert_array_equal(weights[:real], 1.0)
             np.testing.assert_array_equal(weights[real:], 0.0)
-            # A weighted mean over the padded batch is the unpadded mean.
+            # A mean_with_sample_weight over the padded batch is the unpadded mean.
             values = np.random.default_rng(b).normal(size=n)
-            assert np.sum(weights * values[rows]) / padded == pytest.approx(
+            assert np.sum(weights * values[rows]) / np.sum(weights) == pytest.approx(
                 values[y_ref["row"]].mean())
             for key in x_ref:
                 got = np.concatenate([x[key] for x, _, _ in pieces])

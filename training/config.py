@@ -111,6 +111,13 @@ class DistillConfig(DataSource):
     mixed_precision: str = None
     no_xla: bool = False
     steps_per_execution: int = 1
+    # keras.distribution under JAX (the prepared-data route)
+    distribution: str = None
+    devices: int = None
+    model_parallel: int = None
+    coordinator: str = None
+    num_processes: int = None
+    process_id: int = None
     # output
     output_dir: str = None
     overwrite: bool = False
@@ -331,6 +338,28 @@ def build_parser(prog="ptloss-distill"):
     _add(g, "--mixed-precision", choices=("bfloat16", "float16"))
     _add(g, "--no-xla", action="store_true", help="jit_compile=False")
     _add(g, "--steps-per-execution", type=int)
+
+    g = parser.add_argument_group(
+        "several devices or hosts under JAX (keras.distribution; with --prepared-data "
+        "and KERAS_BACKEND=jax)")
+    _add(g, "--distribution", choices=("data_parallel", "model_parallel"),
+            help="data_parallel: every device holds the student and takes a slice of each "
+                 "global batch; model_parallel: a (batch, model) device mesh, the student's "
+                 "attention, feed-forward and embedding weights split over the model axis. "
+                 "The same --seed gives the same global batches for any device count")
+    _add(g, "--devices", type=int, help="devices in the mesh (default: all, over every process)")
+    _add(g, "--model-parallel", type=int,
+            help="--distribution model_parallel: size of the mesh's model axis (default: "
+                 "all the devices); it must divide --devices and the student's heads, "
+                 "hidden and intermediate sizes")
+    _add(g, "--coordinator",
+            help="HOST:PORT of process 0 for a multi-process (multi-host) run; with "
+                 "--num-processes and --process-id, or none of the three and the "
+                 "JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID environment "
+                 "that jax.distributed.initialize reads. Only process 0 writes; "
+                 "--output-dir must be a path every process sees (shared storage)")
+    _add(g, "--num-processes", type=int)
+    _add(g, "--process-id", type=int)
 
     g = parser.add_argument_group("output")
     _add(g, "--output-dir", help="default runs/<timestamp>")

@@ -14,16 +14,18 @@ def _targets(splits, split):
             "labels": np.asarray(splits.examples[split].labels, np.int32)}
 
 
-def run_datasets(config, splits, preprocessor, tokens=None):
+def run_datasets(config, splits, preprocessor, tokens=None, strategy=None):
     """`(train, validation, evaluations)`: the training and validation
     datasets and `{split: dataset}` of the test split and any extra test
     split (MNLI's `validation_mismatched`), unbucketed so that predictions
     keep the examples' order.
 
     With `tokens` (`{split: {"token_ids", ...}}` of a prepared-data
-    directory) they are `PreparedBatches`, and `preprocessor` is unused."""
+    directory) they are `PreparedBatches`, and `preprocessor` is unused; on a
+    device mesh (`strategy` a `MeshStrategy`) each is padded to the mesh's
+    batch axis and this process's slice of every global batch."""
     if tokens is not None:
-        return prepared_datasets(config, splits, tokens)
+        return prepared_datasets(config, splits, tokens, strategy)
     from ptloss_tf.training.data.input_pipeline import make_dataset
 
     boundaries = None if config.no_bucketing else "auto"
@@ -44,7 +46,7 @@ def run_datasets(config, splits, preprocessor, tokens=None):
     return train, validation, evaluations
 
 
-def prepared_datasets(config, splits, tokens):
+def prepared_datasets(config, splits, tokens, strategy=None):
     """`run_datasets` from prepared tokens: `PreparedBatches`.
 
     Under the TensorFlow backend Keras turns a `PyDataset` into a
@@ -55,13 +57,14 @@ def prepared_datasets(config, splits, tokens):
 
     bucketing = not config.no_bucketing and keras.backend.backend() != "tensorflow"
     boundaries = "auto" if bucketing else None
+    mesh = strategy.batch_options() if hasattr(strategy, "batch_options") else {}
     train = PreparedBatches(tokens["train"], _targets(splits, "train"), config.batch_size,
                             shuffle=True, seed=config.seed, bucket_boundaries=boundaries,
-                            drop_remainder=config.strategy == "tpu")
+                            drop_remainder=config.strategy == "tpu", **mesh)
     validation = PreparedBatches(tokens["validation"], _targets(splits, "validation"),
-                                 config.batch_size, bucket_boundaries=boundaries)
+                                 config.batch_size, bucket_boundaries=boundaries, **mesh)
     evaluations = {split: PreparedBatches(tokens[split], _targets(splits, split),
-                                          config.batch_size)
+                                          config.batch_size, **mesh)
                    for split in ("test", *splits.extra_test_splits)}
     return train, validation, evaluations
 

@@ -56,6 +56,8 @@ import os
 import time
 
 from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.training.mesh_strategy import barrier
+from ptloss_tf.training.mesh_strategy import is_writer
 from ptloss_tf.training.methods import CALIBRATED
 from ptloss_tf.training.methods import SEARCHED
 from ptloss_tf.training.prepared_data import copy_search_files
@@ -70,6 +72,7 @@ from ptloss_tf.training.report_figure import plot_report
 from ptloss_tf.training.run_directory import REPORT
 from ptloss_tf.training.run_directory import mark_finished
 from ptloss_tf.training.run_directory import prepare_output_dir
+from ptloss_tf.training.run_directory import read_run_state
 from ptloss_tf.training.search_stage import run_search_stage
 from ptloss_tf.training.teacher_gap import gap_summary
 from ptloss_tf.training.teacher_gap import levers
@@ -102,6 +105,8 @@ def run(config):
         return _run(config)
     finally:
         keras.config.set_dtype_policy(previous_policy)
+        if config.distribution:  # MeshStrategy set it for the run
+            keras.distribution.set_distribution(None)
 
 
 def _run(config):
@@ -118,7 +123,14 @@ def _run(config):
     log(describe_run(config))
     strategy = make_run_strategy(config)
     splits = prepared.splits if prepared else load_splits(config, log=log)
-    output_dir, state = prepare_output_dir(config, log=log)
+    # On a multi-process mesh process 0 alone creates (or resumes) the run
+    # directory; the others read its state once it is there.
+    writer = is_writer(strategy)
+    if writer:
+        output_dir, state = prepare_output_dir(config, log=log)
+    barrier(strategy, "run directory")
+    if not writer:
+        output_dir, state = config.output_dir, read_run_state(config.output_dir)
     log(f"Output directory: {output_dir}")
     for split in ("train", "validation", "test", *splits.extra_test_splits):
         check_probabilities(splits.teacher_probs[split], name=f"teacher probabilities ({split})")
@@ -130,7 +142,8 @@ def _run(config):
 
     if prepared:
         stage = prepared.stage
-        copy_search_files(prepared, output_dir)
+        if writer:
+            copy_search_files(prepared, output_dir)
         log(f"Prepared data {config.prepared_data}: tokens, teacher outputs and the "
             "search stage as `ptloss-distill prepare` wrote them.")
     else:
@@ -156,14 +169,16 @@ def _run(config):
         results.append(train_method(method, config, method_splits, method_coefficients,
                                     output_dir, strategy=strategy, log=log,
                                     tokens=prepared.tokens if prepared else None))
-        mark_finished(output_dir, state, method)
+        if writer:
+            mark_finished(output_dir, state, method)
 
     calibrated_teacher = teacher_report(calibrated) if calibrated is not None else None
     for result in results:
         result["teacher_gap"] = result_gaps(result, teacher, calibrated_teacher)
     print_table(results, teacher, log=log, calibrated_teacher=calibrated_teacher)
-    plot_learning_curves(output_dir, config.loss)
-    write_samples(output_dir, splits.examples["test"])
+    if writer:
+        plot_learning_curves(output_dir, config.loss)
+        write_samples(output_dir, splits.examples["test"])
     report = _report(config, splits, results, coefficients, search, teacher, strategy)
     report["teacher_gap"] = gap_summary(results, teacher, max_gap=config.max_teacher_gap,
                                         levers=levers(config))
@@ -180,8 +195,10 @@ def _run(config):
         report["prepared_data"] = os.path.abspath(config.prepared_data)
         report["tokenizer"] = {"vocabulary": prepared.vocabulary_path,
                                "sequence_length": prepared.manifest["sequence_length"]}
-    plot_report(output_dir, report)
     report["wall_seconds"] = time.time() - start
+    if not writer:
+        return report
+    plot_report(output_dir, report)
     report["timings"] = _timings(output_dir, results, report["wall_seconds"],
                                  load_seconds=loaded - start, search_seconds=searched - loaded)
     atomic_write_json(os.path.join(output_dir, REPORT), report)
@@ -250,6 +267,8 @@ def _report(config, splits, results, coefficients, search, teacher, strategy):
         "config": config.to_dict(),
         "hardware": {"strategy": type(strategy).__name__,
                      "replicas": int(strategy.num_replicas_in_sync),
+                     **({"mesh": strategy.describe()} if hasattr(strategy, "describe")
+                        else {}),
                      "dtype_policy": keras.config.dtype_policy().name,
                      "keras_backend": keras.backend.backend()},
     }

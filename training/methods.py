@@ -31,7 +31,7 @@ SEARCHED = ("ptloss", "ptloss_calibrated")
 
 
 def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing=0.1,
-              focal_tau=2.0, order=5, search_seed=0, dkd=None, dist=None):
+              focal_tau=2.0, order=5, search_seed=0, dkd=None, dist=None, reduction=None):
     """The `from_logits=True` loss of one method.
 
     Args:
@@ -45,6 +45,9 @@ def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing
             parameters; None or a missing key: the loss' own default.
         order, search_seed: `ptloss_random`'s number of perturbed terms and
             the seed of its random coefficients.
+        reduction: the loss' Keras reduction (None: its default); a device
+            mesh uses "mean_with_sample_weight", so that padded rows of
+            weight 0 leave a batch's mean unchanged.
     """
     import ptloss_tf
 
@@ -63,4 +66,6 @@ def make_loss(method, num_classes, coefficients=None, temperature=2.0, smoothing
               "focal": {"focusing": focal_tau},
               "dkd": dict(dkd or {}),
               "dist": dict(dist or {})}.get(method, {})
+    if reduction is not None:
+        params["reduction"] = reduction
     return ptloss_tf.losses.get(method, from_logits=True, **params)

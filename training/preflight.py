@@ -86,7 +86,51 @@ def _check_numbers(config):
                          f"({config.heads}).")
 
 
+def _check_distribution(config):
+    """`--distribution` and the multi-process flags: the JAX route only."""
+    if config.distribution is None:
+        for name in ("devices", "model_parallel", "coordinator", "num_processes",
+                     "process_id"):
+            if getattr(config, name) is not None:
+                raise ValueError(f"`{name}` needs `distribution` (data_parallel or "
+                                 "model_parallel).")
+        return
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise ValueError(f"`distribution` is keras.distribution, which runs under JAX: set "
+                         f"KERAS_BACKEND=jax (this is {keras.backend.backend()}); under "
+                         "TensorFlow use `strategy` mirrored / multi_worker / tpu.")
+    if config.prepared_data is None:
+        raise ValueError("`distribution` trains from `prepared_data` (`ptloss-distill "
+                         "prepare` first): the TensorFlow-free route.")
+    if config.strategy != "default":
+        raise ValueError("`distribution` and `strategy` exclude each other: one is JAX's, "
+                         "the other TensorFlow's.")
+    _at_least(config, "devices", 1)
+    _at_least(config, "model_parallel", 1)
+    if config.model_parallel is not None and config.distribution != "model_parallel":
+        raise ValueError("`model_parallel` is the size of model_parallel's model axis.")
+    given = [getattr(config, n) is not None
+             for n in ("coordinator", "num_processes", "process_id")]
+    if any(given) and not all(given):
+        raise ValueError("`coordinator`, `num_processes` and `process_id` go together.")
+    if config.num_processes is not None:
+        _at_least(config, "num_processes", 1)
+        if not 0 <= config.process_id < config.num_processes:
+            raise ValueError(f"`process_id` must lie in [0, {config.num_processes}), got "
+                             f"{config.process_id}.")
+        if config.num_processes > 1 and config.output_dir is None:
+            raise ValueError("a multi-process run needs `output_dir` (a path every process "
+                             "sees); the default runs/<timestamp> differs between them.")
+        if config.num_processes > 1 and config.distribution == "model_parallel":
+            raise ValueError("model_parallel over several processes is not supported: its "
+                             "split weights would have to be gathered to save the student; "
+                             "use data_parallel across processes.")
+
+
 def _check_combinations(config):
+    _check_distribution(config)
     if config.init_from_layers and config.preset is None:
         raise ValueError("`init_from_layers` needs a pretrained `preset`.")
     if config.no_header and config.task != "file":

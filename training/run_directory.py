@@ -33,7 +33,10 @@ RUN_FILES = (REPORT, STATE, "coefficients.json", "search.json", "search.png",
              "calibration.json", "coefficients_calibrated.json", "search_calibrated.json",
              "search_calibrated.png", "learning_curves.png", "report.png", "samples.json")
 #: Options that do not change results: not part of the fingerprint.
-UNFINGERPRINTED = ("output_dir", "overwrite", "verbose", "config")
+UNFINGERPRINTED = ("output_dir", "overwrite", "verbose", "config",
+                   # the same global batches on any mesh: a run may resume on another
+                   "distribution", "devices", "model_parallel", "coordinator",
+                   "num_processes", "process_id", "max_teacher_gap")
 
 
 def fingerprint(config):
@@ -97,6 +100,13 @@ def prepare_output_dir(config, log=print):
     state = {"fingerprint": fingerprint(config), "finished": []}
     atomic_write_json(state_path, state)
     return path, state
+
+
+def read_run_state(path):
+    """The `run_state.json` that `prepare_output_dir` wrote in `path` (what
+    a multi-process run's other processes read instead of writing it)."""
+    with open(os.path.join(path, STATE)) as f:
+        return json.load(f)
 
 
 def has_training_progress(path, state):

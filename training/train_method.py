@@ -18,6 +18,10 @@ from ptloss_tf.probabilities import softmax
 from ptloss_tf.training.datasets import align_data_order_across_strategies
 from ptloss_tf.training.datasets import inputs_only
 from ptloss_tf.training.datasets import run_datasets
+from ptloss_tf.training.mesh_strategy import barrier
+from ptloss_tf.training.mesh_strategy import best_weights_checkpoint
+from ptloss_tf.training.mesh_strategy import is_writer
+from ptloss_tf.training.mesh_strategy import writing
 from ptloss_tf.training.methods import make_loss
 from ptloss_tf.training.splits import suffix
 
@@ -68,6 +72,10 @@ def make_run_strategy(config):
     """The run's `tf.distribute` strategy, created once per run: several
     `MirroredStrategy` objects in one process clash (collective keys), and a
     multi-worker strategy must exist before other TensorFlow work."""
+    if config.distribution:  # keras.distribution under JAX
+        from ptloss_tf.training.mesh_strategy import MeshStrategy
+
+        return MeshStrategy(config)
     if not tensorflow_available():
         if config.strategy != "default":
             raise ValueError(f"`strategy` {config.strategy} needs TensorFlow (tf.distribute), "
@@ -129,7 +137,8 @@ def build_distiller(method, config, splits, coefficients, strategy, with_preproc
                          dkd={"alpha": config.dkd_alpha, "beta": config.dkd_beta,
                               "temperature": config.dkd_temperature},
                          dist={"beta": config.dist_beta, "gamma": config.dist_gamma,
-                               "temperature": config.dist_temperature})
+                               "temperature": config.dist_temperature},
+                         reduction=getattr(strategy, "loss_reduction", None))
         distiller = ptloss_tf.Distiller(student)
         distiller.compile(
             optimizer=keras.optimizers.AdamW(
@@ -159,12 +168,18 @@ def epoch_line(method, epoch, epochs, logs, seconds):
             + ", ".join(p for p in parts if p) + f" ({seconds:.1f} s)")
 
 
-def training_callbacks(config, method_dir, epoch_seconds, method="", log=print):
+def training_callbacks(config, method_dir, epoch_seconds, method="", log=print,
+                       strategy=None):
     """Backup (resume), best-validation-accuracy checkpoint, early stopping,
     TensorBoard, each epoch's wall time appended to `epoch_seconds`, and
-    (`--verbose 2`) one compact line per epoch."""
+    (`--verbose 2`) one compact line per epoch. On a mesh's processes
+    other than 0 the backup is restored, never written, and there is no
+    checkpoint or TensorBoard; with several processes process 0 writes
+    outside the mesh (`mesh_strategy.writing`)."""
     import keras
 
+    writer = is_writer(strategy)
+    several = getattr(strategy, "process_count", 1) > 1
     from ptloss_tf.callbacks import AtomicBackupAndRestore
 
     started = []
@@ -176,12 +191,12 @@ def training_callbacks(config, method_dir, epoch_seconds, method="", log=print):
 
     # TensorBoard writes with tf.summary: not on hosts without TensorFlow.
     tensorboard = ([keras.callbacks.TensorBoard(os.path.join(method_dir, "logs"))]
-                   if tensorflow_available() else [])
-    return tensorboard + [
-        AtomicBackupAndRestore(os.path.join(method_dir, "backup")),
-        keras.callbacks.ModelCheckpoint(os.path.join(method_dir, BEST_WEIGHTS),
-                                        monitor="val_accuracy", mode="max",
-                                        save_best_only=True, save_weights_only=True),
+                   if tensorflow_available() and writer else [])
+    checkpoint = ([best_weights_checkpoint(os.path.join(method_dir, BEST_WEIGHTS), strategy)]
+                  if writer else [])
+    return tensorboard + checkpoint + [
+        AtomicBackupAndRestore(os.path.join(method_dir, "backup"), read_only=not writer,
+                               save_outside_distribution=several),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                       patience=config.early_stopping_patience),
         keras.callbacks.LambdaCallback(
@@ -245,17 +260,21 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     import keras
 
     method_dir = os.path.join(output_dir, method)
-    os.makedirs(method_dir, exist_ok=True)
     strategy = strategy or make_run_strategy(config)
+    writer = is_writer(strategy)
+    if writer:
+        os.makedirs(method_dir, exist_ok=True)
     distiller, student, preprocessor = build_distiller(method, config, splits, coefficients,
                                                        strategy,
                                                        with_preprocessor=tokens is None)
     if tokens is not None:
         check_token_range(tokens, student.backbone.vocabulary_size, config)
-    train, validation, evaluations = run_datasets(config, splits, preprocessor, tokens=tokens)
+    train, validation, evaluations = run_datasets(config, splits, preprocessor, tokens=tokens,
+                                                  strategy=strategy)
     align_data_order_across_strategies(train, config)
     epoch_seconds = []
-    callbacks = training_callbacks(config, method_dir, epoch_seconds, method=method, log=log)
+    callbacks = training_callbacks(config, method_dir, epoch_seconds, method=method, log=log,
+                                   strategy=strategy)
     log(f"\n== {method}: training {student.count_params():,} parameters for up to "
         f"{config.epochs} epochs on {strategy.num_replicas_in_sync} replica(s) "
         f"({type(strategy).__name__}, dtype policy {keras.config.dtype_policy().name}) ==")
@@ -270,6 +289,7 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
                                 shuffle=False)
     train_seconds = time.time() - start
     best_path = os.path.join(method_dir, BEST_WEIGHTS)
+    barrier(strategy, f"{method}: best weights written")
     if os.path.exists(best_path):
         distiller.load_weights(best_path)
     test = evaluations["test"]
@@ -283,8 +303,11 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     }
     for split in splits.extra_test_splits:
         result.update(evaluate(distiller, evaluations[split], suffix(split)))
-    probs = softmax(np.asarray(distiller.predict(inputs_only(test), verbose=0),
-                               np.float32))
+    if hasattr(strategy, "predict"):  # a mesh: padding dropped, gathered from every process
+        logits = strategy.predict(distiller, inputs_only(test))
+    else:
+        logits = distiller.predict(inputs_only(test), verbose=0)
+    probs = softmax(np.asarray(logits, np.float32))
     result.update(prediction_metrics(probs, splits.examples["test"]))
     result["reliability"] = reliability_bins(probs, splits.examples["test"].labels)
     if result["single_class_prediction"]:
@@ -295,7 +318,10 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
             "4 epochs where 5e-5 for 2 left it here; docs/RESULTS.md).")
     if splits.p_star:
         result.update(distance_to_p_star(probs, splits.p_star["test"]))
-    save_student(distiller, student, preprocessor, method_dir)
+    if not writer:
+        return result
+    with writing(strategy):
+        save_student(distiller, student, preprocessor, method_dir)
     atomic_write_json(os.path.join(method_dir, "history.json"),
                       {k: [float(x) for x in v] for k, v in history.history.items()})
     # Epoch times of this process only: an epoch restored from a backup

@@ -80,7 +80,8 @@ def main():
         check_layout(distribution, student)
     distiller = ptloss_tf.Distiller(student)
     distiller.compile(optimizer=keras.optimizers.AdamW(1e-2),
-                      distillation_loss=ptloss_tf.losses.get("kl", from_logits=True),
+                      distillation_loss=ptloss_tf.losses.get(
+                          "kl", from_logits=True, reduction="mean_with_sample_weight"),
                       jit_compile=True)
     distiller.fit(batches, epochs=1, verbose=0, shuffle=False)
     if process == 0:

@@ -36,10 +36,10 @@ class PreparedBatches(keras.utils.PyDataset):
         drop_remainder: drop partial batches (per bucket when bucketing).
         pad_to_multiple: for a device mesh (`ptloss_tf.distribution`): every
             global batch is padded to a multiple of this (the mesh's batch
-            axis) with copies of its first row of weight 0, and its real rows
-            get the weight `padded / real`, so that a `sum_over_batch_size`
-            loss and weighted metrics equal the unpadded batch's. With a
-            value above 1 each batch is `(x, y, sample_weight)`.
+            axis) with copies of its first row, of sample weight 0 (the real
+            rows weigh 1): Keras' weighted metrics and a loss with reduction
+            `"mean_with_sample_weight"` then equal the unpadded batch's.
+            With a value above 1 each batch is `(x, y, sample_weight)`.
         process_index: this process's index in a multi-process job; it gets
             the `process_index`-th of `process_count` equal slices of every
             (padded) global batch, as `jax.make_array_from_process_local_data`
@@ -64,7 +64,7 @@ class PreparedBatches(keras.utils.PyDataset):
     ...                         pad_to_multiple=2, process_index=1, process_count=2)
     >>> x, y, weight = shard[0]
     >>> y["labels"].tolist(), [round(float(w), 4) for w in weight]
-    ([2, 0], [1.3333, 0.0])
+    ([2, 0], [1.0, 0.0])
     """
 
     def __init__(self, inputs, targets, batch_size, shuffle=False, seed=0,
@@ -150,7 +150,7 @@ class PreparedBatches(keras.utils.PyDataset):
         real = len(rows)
         padded = -(-real // self.pad_to_multiple) * self.pad_to_multiple
         rows = np.concatenate([rows, np.repeat(rows[:1], padded - real)])
-        weights = np.where(np.arange(padded) < real, padded / real, 0.0).astype(np.float32)
+        weights = (np.arange(padded) < real).astype(np.float32)
         per_process = padded // self.process_count
         piece = slice(self.process_index * per_process, (self.process_index + 1) * per_process)
         return rows[piece], weights[piece]
@@ -169,6 +169,16 @@ class PreparedBatches(keras.utils.PyDataset):
         """Booleans over this process's rows, batch after batch: False for
         the padding rows (drop them from `predict`'s output)."""
         return np.concatenate([self._padded_rows(i)[1] > 0 for i in range(len(self))])
+
+    def global_real_rows(self):
+        """`real_rows` over the whole padded global batches (every
+        process's slices, in process order): for predictions gathered from
+        all processes."""
+        whole = []
+        for rows in self._batches:
+            padded = -(-len(rows) // self.pad_to_multiple) * self.pad_to_multiple
+            whole.append(np.arange(padded) < len(rows))
+        return np.concatenate(whole)
 
     def on_epoch_end(self):
         self.epoch += 1

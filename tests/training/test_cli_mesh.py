@@ -1,0 +1,145 @@
+"""`ptloss-distill --prepared-data DIR --distribution ...` under JAX, as a
+user runs it: on 2 forced host devices (data parallel, model parallel) and
+in two processes on a loopback coordinator, one epoch ends at the
+single-device student (the tolerance: tests/test_jax_distribution.py's
+1e-5, for the same reason: only the order of float32 sums changes); a bad
+mesh is a one-line error before anything is written."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import TINY_RUN
+
+pytestmark = pytest.mark.slow  # subprocesses
+
+ATOL = 1e-5
+CLI = [sys.executable, "-m", "ptloss_tf.training"]
+# 150 training rows in batches of 32: a partial last batch per bucket, so
+# padding rows of weight 0 are exercised.
+SIZES = ["--synthetic-train", "150"]
+METHODS = ["--loss", "kl", "ptloss", "--epochs", "1"]
+
+
+def _env(devices=None):
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("XLA_FLAGS", None)
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("mesh") / "prepared"
+    step = subprocess.run(CLI + ["prepare", *TINY_RUN, *SIZES, *METHODS, "--output-dir", str(folder)],
+                          capture_output=True, text=True, timeout=600)
+    assert step.returncode == 0, step.stderr[-2000:]
+    return folder
+
+
+def _distill(prepared, out, *args, devices=None):
+    step = subprocess.run(CLI + ["--prepared-data", str(prepared), "--output-dir", str(out),
+                                 "--verbose", "0", *METHODS, *args], capture_output=True,
+                          text=True,
+                          env=_env(devices), timeout=900)
+    return step
+
+
+@pytest.fixture(scope="module")
+def single(prepared, tmp_path_factory):
+    out = tmp_path_factory.mktemp("single") / "run"
+    step = _distill(prepared, out)
+    assert step.returncode == 0, step.stderr[-2000:]
+    return out
+
+
+def _weights(run, method):
+    model = keras.saving.load_model(run / method / "student.keras", compile=False)
+    return {v.path: np.asarray(v) for v in model.weights}
+
+
+def _assert_same_run(run, reference):
+    report = json.loads((run / "report.json").read_text())
+    expected = json.loads((reference / "report.json").read_text())
+    for got, want in zip(report["results"], expected["results"]):
+        assert got["method"] == want["method"]
+        assert got["accuracy"] == want["accuracy"]
+        assert got["prediction_counts"] == want["prediction_counts"]
+        assert got["nll"] == pytest.approx(want["nll"], abs=1e-5)
+        a, b = _weights(run, got["method"]), _weights(reference, got["method"])
+        assert a.keys() == b.keys()
+        for path in a:
+            np.testing.assert_allclose(a[path], b[path], rtol=0, atol=ATOL, err_msg=path)
+    return report
+
+
+@pytest.mark.parametrize("args, shape", [
+    (["--distribution", "data_parallel"], [2]),
+    (["--distribution", "model_parallel"], [1, 2]),
+])
+def test_a_mesh_of_two_devices_ends_at_the_single_device_students(prepared, single, tmp_path,
+                                                                  args, shape):
+    step = _distill(prepared, tmp_path / "run", *args, devices=2)
+    assert step.returncode == 0, step.stderr[-2000:]
+    report = _assert_same_run(tmp_path / "run", single)
+    mesh = report["hardware"]["mesh"]
+    assert mesh["shape"] == shape and mesh["devices"] == 2 and mesh["processes"] == 1
+    assert report["hardware"]["strategy"] == "MeshStrategy"
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_on_a_loopback_coordinator_give_the_one_process_students(
+        prepared, single, tmp_path):
+    out = tmp_path / "run"
+    args = CLI + ["--prepared-data", str(prepared), "--output-dir", str(out), "--verbose", "0",
+                  *METHODS, "--distribution", "data_parallel", "--coordinator",
+                  f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
+    procs = [subprocess.Popen(args + ["--process-id", str(i)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=_env())
+             for i in range(2)]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    report = _assert_same_run(out, single)
+    assert report["hardware"]["mesh"]["processes"] == 2
+    # Process 0 alone writes: its log names the files, process 1's does not.
+    assert "Wrote" in outputs[0][0] and "Wrote" not in outputs[1][0]
+
+
+@pytest.mark.parametrize("args, devices, message", [
+    (["--distribution", "data_parallel", "--batch-size", "7"], 2,
+     "--batch-size 7 does not divide over the 2 devices of the mesh's batch axis"),
+    (["--distribution", "model_parallel", "--model-parallel", "2", "--devices", "1"], 2,
+     "--model-parallel (2) must divide the 1 devices"),
+    (["--distribution", "data_parallel", "--num-processes", "2"], 2,
+     "--coordinator, --num-processes and --process-id go together"),
+    (["--devices", "2"], 2, "--devices needs --distribution"),
+])
+def test_a_bad_mesh_is_a_one_line_error_and_writes_nothing(prepared, tmp_path, args, devices,
+                                                           message):
+    step = _distill(prepared, tmp_path / "run", *args, devices=devices)
+    assert step.returncode == 2
+    err = step.stderr.strip().splitlines()
+    assert len(err) == 1 and message in err[0], step.stderr[-2000:]
+    assert not (tmp_path / "run").exists()
+
+
+def test_distribution_needs_jax(prepared, tmp_path):
+    step = subprocess.run(CLI + ["--prepared-data", str(prepared), "--output-dir",
+                                 str(tmp_path / "run"), "--distribution", "data_parallel"],
+                          capture_output=True, text=True,
+                          env=dict(os.environ, KERAS_BACKEND="tensorflow"), timeout=600)
+    assert step.returncode == 2
+    assert "--distribution is keras.distribution, which runs under JAX" in step.stderr
