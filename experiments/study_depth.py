@@ -14,7 +14,8 @@ Data sets (`--dataset`):
   teacher is fine-tuned on (`ptloss-distill teacher`, `--teacher-epochs`)
   and `--transfer-rows` other rows the students learn from (the teacher's
   predictions on them enter through `ptloss-distill import-teacher`), with
-  `--validation-file` and `--test-file` as given.
+  `--validation-file` (or `--validation-rows` more rows of the train file)
+  and `--test-file` as given.
 
 The recipe of each depth was fixed before any result of this study was
 recorded (`RECIPES`): 2 layers use the SST-2 study's recipe (4 epochs, peak
@@ -28,6 +29,11 @@ call, so rerunning the command resumes. From the repository root:
 
     nice python -m experiments.study_depth --dataset sst2
     python -m experiments.study_depth --report experiments/results/study_depth_sst2.json
+    nice python -m experiments.study_depth --dataset file --name trec \
+        --train-file ../shared/data/multiclass/trec/train.tsv \
+        --test-file ../shared/data/multiclass/trec/test.tsv --text-fields question \
+        --class-names ABBR DESC ENTY HUM LOC NUM --teacher-rows 2400 \
+        --transfer-rows 2400 --validation-rows 500
 """
 
 import argparse
@@ -55,17 +61,24 @@ _write_table = text_studies.write_table
 
 def split_teacher_and_transfer(args, folder):
     """Writes `teacher.tsv` and `transfer.tsv` (disjoint, drawn with
-    `--split-seed` from `--train-file`) into `folder`; returns their sizes."""
+    `--split-seed` from `--train-file`) into `folder`, and `validation.tsv`
+    (`--validation-rows` more) where there is no `--validation-file`;
+    returns their sizes."""
     import numpy as np
 
     header, rows = _read_table(args.train_file)
-    need = args.teacher_rows + args.transfer_rows
+    carved = 0 if args.validation_file else args.validation_rows
+    need = args.teacher_rows + args.transfer_rows + carved
     if need > len(rows):
-        sys.exit(f"study_depth: --teacher-rows + --transfer-rows = {need} exceeds the "
-                 f"{len(rows)} rows of {args.train_file}.")
+        sys.exit(f"study_depth: --teacher-rows + --transfer-rows (+ --validation-rows) = "
+                 f"{need} exceeds the {len(rows)} rows of {args.train_file}.")
     order = np.random.default_rng(args.split_seed).permutation(len(rows))
+    first = args.teacher_rows + args.transfer_rows
     parts = {"teacher": np.sort(order[:args.teacher_rows]),
-             "transfer": np.sort(order[args.teacher_rows:need])}
+             "transfer": np.sort(order[args.teacher_rows:first])}
+    if carved:
+        parts["validation"] = np.sort(order[first:need])
+        args.validation_file = os.path.join(folder, "validation.tsv")
     os.makedirs(folder, exist_ok=True)
     for name, index in parts.items():
         _write_table(os.path.join(folder, f"{name}.tsv"), header, [rows[i] for i in index])
@@ -217,6 +230,9 @@ def main():
     parser.add_argument("--transfer-rows", type=int, default=4000)
     parser.add_argument("--teacher-epochs", type=int, default=3)
     parser.add_argument("--split-seed", type=int, default=0)
+    parser.add_argument("--validation-rows", type=int, default=500,
+                        help="without --validation-file: rows of --train-file held out "
+                             "(disjoint from the teacher's and the transfer rows)")
     parser.add_argument("--sequence-length", type=int, default=64)
     parser.add_argument("--depths", type=int, nargs="+", default=sorted(RECIPES),
                         choices=sorted(RECIPES))
@@ -228,10 +244,10 @@ def main():
     if args.report:
         print(report(args.report))
         return
-    if args.dataset == "file" and not (args.train_file and args.validation_file
-                                       and args.test_file and args.class_names):
-        parser.error("--dataset file needs --train-file, --validation-file, --test-file "
-                     "and --class-names")
+    if args.dataset == "file" and not (args.train_file and args.test_file
+                                       and args.class_names):
+        parser.error("--dataset file needs --train-file, --test-file and --class-names "
+                     "(and --validation-file, or --validation-rows carved from the train file)")
     args.work_dir = args.work_dir or f"/tmp/study_depth_{args.name}"
     args.out = args.out or os.path.join(text_studies.RESULTS, f"study_depth_{args.name}.json")
     run_study(args)
