@@ -42,8 +42,8 @@ One `ptloss-distill` call per (data set, teacher, seed, group):
   `dkd` and `dist` (the authors' defaults, as the CLI's).
 
 Order (a partial run answers the main question first), per data set:
-`main` seeds 0-2, `matrix` 0-2, `more` 0-2, then `main` and `matrix` seeds
-3-4 (`--seeds` 5 for main and matrix, `--extra-seeds` 3 for more); within a
+`main` then `matrix` of seed 0, of seed 1, of seed 2, then `more` seeds 0-2,
+then `main` and `matrix` of seeds 3 and 4 (`--seeds` 5 for main and matrix, `--extra-seeds` 3 for more); within a
 (group, seed), the four teachers. The state is one JSON (`--out`), rewritten
 atomically after every finished step: rerunning the command resumes.
 
@@ -332,9 +332,9 @@ def fix_recipe(ds, spec, folder, outputs, args, minilm, state, save):
 def planned(args):
     """(dataset, teacher, seed, group) in the study's order."""
     early = min(3, args.seeds)
-    phases = [("main", range(early)), ("matrix", range(early)),
-              ("more", range(args.extra_seeds)),
-              ("main", range(early, args.seeds)), ("matrix", range(early, args.seeds))]
+    phases = [(group, [seed]) for seed in range(early) for group in ("main", "matrix")]
+    phases += [("more", range(args.extra_seeds))]
+    phases += [(group, [seed]) for seed in range(early, args.seeds) for group in ("main", "matrix")]
     calls = [(ds, teacher, seed, group) for ds in args.datasets for group, seeds in phases
              for seed in seeds for teacher in TEACHERS]
     if args.tiny:  # every teacher and group once, not every pair
