@@ -326,13 +326,14 @@ def report(path):
                               + ", ".join(f"seed {s}: "
                                           + ("vector" if picks[s] is vec.get(s) else "matrix")
                                           for s in sorted(picks)) + "."]
-            collapsed = [f"{label} seed {s}" for label in labels if label != BEST_RECAL
+            collapsed = [f"{label} seed {s} ({n} of {K})" for label in labels
+                         if label != BEST_RECAL
                          for s, r in sorted(per_seed(runs, K, bias, strength, label).items())
-                         if r.get("single_class_prediction")
-                         or sum(1 for v in (r.get("prediction_counts") or {}).values() if v) == 1]
+                         for n in [sum(1 for v in (r.get("prediction_counts") or {}).values()
+                                       if v)] if n < K]
             if collapsed:
-                lines += ["", "Students that predict a single class on the test split: "
-                          + ", ".join(collapsed) + "."]
+                lines += ["", "Students that never predict some class on the test split "
+                          "(classes predicted): " + ", ".join(collapsed) + "."]
             wall = sum(r["wall_s"] for r in b_runs.values())
             lines += ["", f"{len(b_runs)} CLI calls, {wall / 60:.1f} min of summed wall time.",
                       ""]
