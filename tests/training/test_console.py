@@ -67,7 +67,9 @@ def test_help_shows_every_default():
     for expected in ("--task {synthetic,sst2,mnli,boolq,rte,cb,sst5,trec,file} (default: synthetic)",
                      "--synthetic-train SYNTHETIC_TRAIN (default: 4000)",
                      "--label-field LABEL_FIELD --task file: the label column (default: label)",
-                     "--calibration {temperature,bias,vector}"):
+                     "--calibration {temperature,bias,vector,matrix}",
+                     "--max-teacher-gap MAX_TEACHER_GAP",
+                     "--distribution {data_parallel,model_parallel}"):
         assert expected in text, expected
     teacher = " ".join(teacher_parser().format_help().split())
     assert "--epochs EPOCHS (default: " in teacher and "--no-header" in teacher
