@@ -468,7 +468,8 @@ def detail(state, ds):
                  for g in ("main", "matrix")}
         head = (f"### {ds}, teacher `{teacher}` ({rec['epochs']} epochs, "
                 f"{rec['wall_s'] / 60:.1f} min): test accuracy {100 * rec['test']['accuracy']:.1f}, "
-                f"NLL {rec['test']['nll']:.3f}; validation accuracy "
+                f"NLL {rec['test']['nll']:.3f}, ECE {t_runs[0]['teacher_result']['ece']:.3f}; "
+                f"validation accuracy "
                 f"{100 * rec['validation']['accuracy']:.1f}, NLL {rec['validation']['nll']:.3f}; "
                 f"teacher-train accuracy {100 * run['accuracy']['train']:.1f}")
         for g, name in (("main", "vector"), ("matrix", "matrix")):
