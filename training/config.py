@@ -21,13 +21,12 @@ Example:
 """
 
 import dataclasses
-import json
-import os
 import re
 
 from ptloss_tf.calibration import METHODS as CALIBRATION_METHODS
 from ptloss_tf.console import FRAMEWORK_LOGS_VERBOSITY
 from ptloss_tf.console import ArgumentParser
+from ptloss_tf.training.config_file import load_config_file
 from ptloss_tf.training.methods import METHODS
 from ptloss_tf.training.task_examples import DataSource
 
@@ -376,25 +375,6 @@ def build_parser(prog="ptloss-distill"):
                  "--verbose alone): also TensorFlow's and Keras' own logging, "
                  "hidden otherwise")
     return parser
-
-
-def load_config_file(path):
-    if not os.path.exists(path):
-        raise ValueError(f"config file not found: {path}")
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    if path.endswith((".yaml", ".yml")):
-        import yaml
-
-        values = yaml.safe_load(text) or {}
-    else:
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise ValueError(f"config file {path} is not valid JSON: {e}")
-    if not isinstance(values, dict):
-        raise ValueError(f"config file {path} must hold a mapping of option: value.")
-    return values
 
 
 def parse_args(argv=None, prog="ptloss-distill"):
