@@ -100,7 +100,8 @@ COLUMNS = {
 BEST_RECAL = "KL, best recal. (val.)"
 HEAD_TO_HEAD = (("KL, recal. (matrix)", "KL, recal. (vector)"),
                 ("PTLoss (brier)", BEST_RECAL),
-                ("PTLoss (brier)", "KL, recal. (vector)"))
+                ("PTLoss (brier)", "KL, recal. (vector)"),
+                ("PTLoss, recal. (vector)", "KL, recal. (vector)"))
 TASK_SIZE = ("--synthetic-train", "2000", "--synthetic-validation", "500",
              "--synthetic-test", "2000", "--epochs", "6")
 
