@@ -427,7 +427,7 @@ def report(path):
     for teacher in TEACHERS:
         if not any(r["teacher"] == teacher for r in state["runs"].values()):
             continue
-        lines += [f"### Teacher `{teacher}`: test accuracy (%), mean ± sd over seeds (n)", "",
+        lines += [f"#### Teacher `{teacher}`: test accuracy (%), mean ± sd over seeds (n)", "",
                   "| method | " + " | ".join(datasets) + " |",
                   "|---" * (len(datasets) + 1) + "|"]
         row = ["teacher"]
@@ -441,7 +441,8 @@ def report(path):
                 chosen = study_sst2_bias.per_seed(_runs_of(state, ds), teacher, entries)
                 acc = [100 * chosen[s]["accuracy"] for s in sorted(chosen)]
                 row.append(f"{_cell(acc).replace(' (1 seed)', '')} ({len(acc)})" if acc else "-")
-            lines.append("| " + " | ".join(row) + " |")
+            if any(c != "-" for c in row[1:]):  # methods not run yet: no row
+                lines.append("| " + " | ".join(row) + " |")
         lines.append("")
     for ds in datasets:
         lines += detail(state, ds)
@@ -455,7 +456,7 @@ def detail(state, ds):
     import numpy as np
 
     runs = _runs_of(state, ds)
-    lines = [f"## {ds}: subsets {json.dumps({k: v['rows'] for k, v in state['subsets'][ds].items() if 'class_counts' in v})}; "
+    lines = [f"#### {ds}: subsets {json.dumps({k: v['rows'] for k, v in state['subsets'][ds].items() if 'class_counts' in v})}; "
              f"confused teacher: {json.dumps(state['subsets'][ds]['confused_flipped'])}", ""]
     for teacher in TEACHERS:
         t_runs = [r for r in runs.values() if r["teacher"] == teacher]
@@ -466,7 +467,7 @@ def detail(state, ds):
         recal = {g: next((r["calibrated_teacher"] for r in t_runs
                           if r.get("calibrated_teacher") and r["group"] == g), None)
                  for g in ("main", "matrix")}
-        head = (f"### {ds}, teacher `{teacher}` ({rec['epochs']} epochs, "
+        head = (f"#### {ds}, teacher `{teacher}` ({rec['epochs']} epochs, "
                 f"{rec['wall_s'] / 60:.1f} min): test accuracy {100 * rec['test']['accuracy']:.1f}, "
                 f"NLL {rec['test']['nll']:.3f}, ECE {t_runs[0]['teacher_result']['ece']:.3f}; "
                 f"validation accuracy "
@@ -521,7 +522,7 @@ def pooled(state, datasets):
     pairs = [("PTLoss (brier)", "KL"), ("KL, recal. teacher (vector)", "KL"),
              ("KL, recal. teacher (matrix)", "KL"), *HEAD_TO_HEAD,
              ("Temperature (T = 2)", "KL"), ("DKD", "KL"), ("DIST", "KL")]
-    lines = ["### Pooled over data sets and teachers (accuracy points; (data set, teacher, "
+    lines = ["#### Pooled over data sets and teachers (accuracy points; (data set, teacher, "
              "seed) pairs)", "",
              "| comparison | pairs | mean Δ | paired t p | Wilcoxon p |", "|---|---|---|---|---|"]
     for a, b in pairs:
