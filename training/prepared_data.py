@@ -65,6 +65,7 @@ DATA_FIELDS = (
     "test_file", "text_fields", "label_field", "class_names", "no_header",
     "max_train_examples", "synthetic_train", "synthetic_validation", "synthetic_test",
     "synthetic_classes", "overconfidence", "prior_shift", "teacher_noise", "negation_rate",
+    "prior_shift_class", "teacher_confusion", "confusion_classes",
     "teacher_outputs", "order", "candidates", "criterion", "coefficients", "calibration",
     "search_seed", "vocabulary", "sequence_length",
 )
