@@ -14,7 +14,6 @@ row moves weights by 1e-3 or more.
 """
 
 import os
-import socket
 import subprocess
 import sys
 
@@ -22,24 +21,18 @@ import numpy as np
 import pytest
 
 from ptloss_tf.training.data.prepared_batches import PreparedBatches
+from tests.helpers import free_port
+from tests.helpers import jax_env
 
 HELPERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "helpers")
 WORKER = os.path.join(HELPERS, "jax_mesh_worker.py")
 ATOL = 1e-5
 
 
-def _env(devices=None):
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("XLA_FLAGS", None)
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return env
-
-
 def _train(tmp_path, name, *args, devices=None):
     out = tmp_path / f"{name}.npz"
     result = subprocess.run([sys.executable, WORKER, str(out), *args], capture_output=True,
-                            text=True, env=_env(devices), timeout=600)
+                            text=True, env=jax_env(devices), timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     return dict(np.load(out))
 
@@ -71,21 +64,15 @@ def test_model_parallel_mesh_ends_at_the_single_device_weights(single_device, tm
     _assert_same_weights(weights, single_device)
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_two_processes_on_a_loopback_coordinator_give_the_one_process_weights(
         single_device, tmp_path):
-    coordinator = f"127.0.0.1:{_free_port()}"
+    coordinator = f"127.0.0.1:{free_port()}"
     procs = [subprocess.Popen(
         [sys.executable, WORKER, str(tmp_path / f"p{i}.npz"), "--distribution",
          "data_parallel", "--coordinator", coordinator, "--num-processes", "2",
          "--process-id", str(i)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=_env()) for i in range(2)]
+        env=jax_env()) for i in range(2)]
     for proc in procs:
         _, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-3000:]
@@ -106,7 +93,7 @@ def test_two_processes_on_a_loopback_coordinator_give_the_one_process_weights(
 ])
 def test_a_bad_mesh_is_a_one_line_error_before_training(tmp_path, args, devices, message):
     result = subprocess.run([sys.executable, WORKER, str(tmp_path / "w.npz"), *args],
-                            capture_output=True, text=True, env=_env(devices), timeout=600)
+                            capture_output=True, text=True, env=jax_env(devices), timeout=600)
     assert result.returncode != 0
     assert message in result.stderr.strip().splitlines()[-1]
     assert not (tmp_path / "w.npz").exists()
@@ -124,7 +111,7 @@ def test_a_layout_key_that_matches_no_variable_is_refused():
         "    hidden_dim=8, intermediate_dim=16, max_sequence_length=8)\n"
         "check_layout(bad, model)\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            env=_env(2), timeout=600)
+                            env=jax_env(2), timeout=600)
     assert result.returncode != 0
     assert ("layout key '.*encoder_block/kernel' matches no variable"
             in result.stderr.strip().splitlines()[-1])

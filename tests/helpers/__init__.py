@@ -36,3 +36,24 @@ def tiny_synthetic_task():
         num_train=160, num_validation=80, num_test=80, seed=0,
         overconfidence=DEFAULTS.overconfidence, prior_shift=DEFAULTS.prior_shift,
         noise=DEFAULTS.teacher_noise, negation_rate=DEFAULTS.negation_rate)
+
+
+def jax_env(devices=None):
+    """A subprocess environment for Keras on JAX, with `devices` forced host
+    (CPU) devices when given (`XLA_FLAGS` of the parent dropped)."""
+    import os
+
+    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
+    env.pop("XLA_FLAGS", None)
+    if devices:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    return env
+
+
+def free_port():
+    """A TCP port free on the loopback interface now (for a coordinator)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -7,7 +7,6 @@ mesh is a one-line error before anything is written."""
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -16,6 +15,8 @@ import numpy as np
 import pytest
 
 from tests.helpers import TINY_RUN
+from tests.helpers import free_port
+from tests.helpers import jax_env
 
 pytestmark = pytest.mark.slow  # subprocesses
 
@@ -25,14 +26,6 @@ CLI = [sys.executable, "-m", "ptloss_tf.training"]
 # padding rows of weight 0 are exercised.
 SIZES = ["--synthetic-train", "150"]
 METHODS = ["--loss", "kl", "ptloss", "--epochs", "1"]
-
-
-def _env(devices=None):
-    env = dict(os.environ, KERAS_BACKEND="jax", TF_CPP_MIN_LOG_LEVEL="3")
-    env.pop("XLA_FLAGS", None)
-    if devices:
-        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
-    return env
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +41,7 @@ def _distill(prepared, out, *args, devices=None):
     step = subprocess.run(CLI + ["--prepared-data", str(prepared), "--output-dir", str(out),
                                  "--verbose", "0", *METHODS, *args], capture_output=True,
                           text=True,
-                          env=_env(devices), timeout=900)
+                          env=jax_env(devices), timeout=900)
     return step
 
 
@@ -94,20 +87,14 @@ def test_a_mesh_of_two_devices_ends_at_the_single_device_students(prepared, sing
     assert report["hardware"]["strategy"] == "MeshStrategy"
 
 
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_processes_on_a_loopback_coordinator_give_the_one_process_students(
         prepared, single, tmp_path):
     out = tmp_path / "run"
     args = CLI + ["--prepared-data", str(prepared), "--output-dir", str(out), "--verbose", "0",
                   *METHODS, "--distribution", "data_parallel", "--coordinator",
-                  f"127.0.0.1:{_free_port()}", "--num-processes", "2"]
+                  f"127.0.0.1:{free_port()}", "--num-processes", "2"]
     procs = [subprocess.Popen(args + ["--process-id", str(i)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=_env())
+                              stderr=subprocess.PIPE, text=True, env=jax_env())
              for i in range(2)]
     outputs = [p.communicate(timeout=900) for p in procs]
     for proc, (_, err) in zip(procs, outputs):
