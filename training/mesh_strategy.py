@@ -63,12 +63,6 @@ class MeshStrategy:
         # The mesh is set for the whole run (fit and predict need it too).
         return contextlib.nullcontext()
 
-    def close(self):
-        """Unsets the mesh (a run inside a longer process must not leak it)."""
-        import keras
-
-        keras.distribution.set_distribution(None)
-
     def describe(self):
         """`report.json`'s `hardware.mesh`."""
         return describe_mesh(self.distribution)

@@ -148,7 +148,7 @@ class PreparedBatches(keras.utils.PyDataset):
         sample weights."""
         rows = self._batches[index]
         real = len(rows)
-        padded = -(-real // self.pad_to_multiple) * self.pad_to_multiple
+        padded = self._padded_size(real)
         rows = np.concatenate([rows, np.repeat(rows[:1], padded - real)])
         weights = (np.arange(padded) < real).astype(np.float32)
         per_process = padded // self.process_count
@@ -174,11 +174,12 @@ class PreparedBatches(keras.utils.PyDataset):
         """`real_rows` over the whole padded global batches (every
         process's slices, in process order): for predictions gathered from
         all processes."""
-        whole = []
-        for rows in self._batches:
-            padded = -(-len(rows) // self.pad_to_multiple) * self.pad_to_multiple
-            whole.append(np.arange(padded) < len(rows))
-        return np.concatenate(whole)
+        return np.concatenate([np.arange(self._padded_size(len(rows))) < len(rows)
+                               for rows in self._batches])
+
+    def _padded_size(self, rows):
+        """`rows` rounded up to a multiple of `pad_to_multiple`."""
+        return -(-rows // self.pad_to_multiple) * self.pad_to_multiple
 
     def on_epoch_end(self):
         self.epoch += 1
