@@ -45,7 +45,9 @@ Order (a partial run answers the main question first), per data set:
 `main` then `matrix` of seed 0, of seed 1, of seed 2, then `more` seeds 0-2,
 then `main` and `matrix` of seeds 3 and 4 (`--seeds` 5 for main and matrix, `--extra-seeds` 3 for more); within a
 (group, seed), the four teachers. The state is one JSON (`--out`), rewritten
-atomically after every finished step: rerunning the command resumes.
+atomically after every finished step: rerunning the command resumes. `--groups
+more` launches only that group's calls now (e.g. DKD and DIST before more
+seeds of `main`); the plan and the recorded options stay the same.
 
 CB is not run in this design (`--datasets cb` exits saying why): its 250
 training pairs (16 neutral) cannot be split into a teacher pool, a transfer
@@ -345,7 +347,7 @@ def planned(args):
 def run_study(args):
     minilm = text_studies.require_minilm(SCRIPT)
     config = {k: v for k, v in vars(args).items()
-              if k not in ("report", "figure", "datasets", "stop_after_minutes")}
+              if k not in ("report", "figure", "datasets", "stop_after_minutes", "groups")}
     state, save = text_studies.load_state(args.out, {
         "config": config, "subsets": {}, "teachers": {}, "recipes": {}, "runs": {}})
     if state["config"] != config:
@@ -356,7 +358,7 @@ def run_study(args):
     prepared = {}
     for ds, teacher, seed, group in planned(args):
         key = f"{ds}/{teacher}/seed{seed}/{group}"
-        if key in state["runs"]:
+        if key in state["runs"] or (args.groups and group not in args.groups):
             continue
         if deadline and time.time() > deadline:
             print(f"[{SCRIPT}] --stop-after-minutes reached; not launching {key}", flush=True)
@@ -595,6 +597,9 @@ def main():
     parser.add_argument("--extra-seeds", type=int, default=3, help="seeds of more")
     parser.add_argument("--stop-after-minutes", type=float,
                         help="launch no new call after this many minutes (a budget)")
+    parser.add_argument("--groups", nargs="+", choices=("main", "matrix", "more"),
+                        help="launch only these groups' calls now (the plan and the recorded "
+                             "options stay the same: a later run without it fills the rest)")
     parser.add_argument("--tiny", action="store_true",
                         help="a dry run: 120 transfer / teacher rows, 100 validation / test "
                              "rows, 1 epoch, 2 layers, 1 seed; state in the work directory")
