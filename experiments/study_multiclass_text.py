@@ -350,7 +350,10 @@ def run_study(args):
               if k not in ("report", "figure", "datasets", "stop_after_minutes", "groups")}
     state, save = text_studies.load_state(args.out, {
         "config": config, "subsets": {}, "teachers": {}, "recipes": {}, "runs": {}})
-    if state["config"] != config:
+    # Where the files live is not a study option: a worktree or another
+    # machine resumes the same study.
+    same = {k: v for k, v in state["config"].items() if k not in ("out", "work_dir")}
+    if same != {k: v for k, v in config.items() if k not in ("out", "work_dir")}:
         sys.exit(f"{SCRIPT}: {args.out} records other options ({state['config']}); "
                  "use another --out.")
     import time
