@@ -17,9 +17,9 @@ any device count. Build the losses with `reduction="mean_with_sample_weight"`
 so that a padded batch's loss is the mean over its real rows (Keras' default
 `"sum_over_batch_size"` would divide by the padded count); the `Distiller`
 reduces its student loss the same way and weighs its running means by the
-total sample weight. (DIST's intra-class term correlates over the whole
-batch, padding rows included: on a mesh, prefer batch sizes and row counts
-that need no padding for it.)
+total sample weight. DIST's intra-class term, a correlation over the whole
+batch, weighs the rows by their sample weights, so padding rows drop out of
+it too.
 
 Example (forced host devices, as the tests run it on a CPU):
 

@@ -58,6 +58,17 @@ def test_data_parallel_on_two_devices_ends_at_the_single_device_weights(single_d
 
 
 @pytest.mark.slow
+def test_dist_on_two_devices_ignores_the_padding_rows_of_its_batch_term(tmp_path):
+    # 37 rows in batches of 8: the last batch (5 rows) gets one padding row
+    # on 2 devices. DIST correlates over the batch, so the padding row
+    # would change every weight unless its sample weight 0 removes it.
+    single = _train(tmp_path, "dist_single", "--loss", "dist")
+    weights = _train(tmp_path, "dist_dp", "--distribution", "data_parallel", "--loss", "dist",
+                     devices=2)
+    _assert_same_weights(weights, single)
+
+
+@pytest.mark.slow
 def test_model_parallel_mesh_ends_at_the_single_device_weights(single_device, tmp_path):
     weights = _train(tmp_path, "mp", "--distribution", "model_parallel", "--devices", "4",
                      "--model-parallel", "2", devices=4)

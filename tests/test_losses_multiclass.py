@@ -113,6 +113,37 @@ def test_dist_per_example_values_average_to_the_batch_value():
     assert per_example[0] == pytest.approx(inter_0 + intra, rel=2e-5)
 
 
+@pytest.mark.parametrize("reduction", ["mean_with_sample_weight", None])
+def test_dist_padding_rows_of_weight_zero_take_no_part(reduction):
+    # A batch padded to a multiple of the devices repeats its first row with
+    # sample weight 0 (PreparedBatches); DIST's batch term must not see it.
+    p, z, _ = _data(3, batch=10, seed=3)
+    padded_p, padded_z = np.concatenate([p, p[:3]]), np.concatenate([z, z[:3]])
+    weights = np.r_[np.ones(10), np.zeros(3)].astype("float32")
+    value = np.asarray(DISTLoss(from_logits=True, reduction=reduction)(
+        padded_p, padded_z, sample_weight=weights))
+    if reduction is None:
+        expected = np.asarray(DISTLoss(from_logits=True, reduction=None)(p, z))
+        np.testing.assert_allclose(value[:10], expected, rtol=2e-5)
+        assert np.all(value[10:] == 0)
+    else:
+        assert float(value) == pytest.approx(dist_numpy(p, z), rel=2e-5)
+    # Without the weights the copies would change the value.
+    unweighted = float(DISTLoss(from_logits=True)(padded_p, padded_z))
+    assert abs(unweighted - dist_numpy(p, z)) > 1e-3
+
+
+def test_dist_integer_sample_weights_count_rows_that_many_times():
+    # A row of weight 2 enters every mean as two copies of it: the weighted
+    # loss equals the reference on the batch with that row repeated.
+    p, z, _ = _data(5, batch=8, seed=4)
+    weights = np.array([2, 1, 1, 3, 1, 1, 1, 1], dtype="float32")
+    value = float(DISTLoss(from_logits=True, reduction="mean_with_sample_weight")(
+        p, z, sample_weight=weights))
+    repeat = np.repeat(np.arange(8), weights.astype(int))
+    assert value == pytest.approx(dist_numpy(p[repeat], z[repeat]), rel=2e-5)
+
+
 def test_probabilities_input_matches_logits_input():
     p, z, labels = _data(4, seed=3)
     q = softmax(z, axis=-1)

@@ -15,14 +15,25 @@ _PEARSON_EPSILON = 1e-8
 _NORM_FLOOR = 1e-30
 
 
-def _pearson(a, b, axis):
+def _pearson(a, b, axis, weights=None):
     """Pearson correlation of `a` and `b` along `axis`, as the authors'
-    `pearson_correlation` (a cosine of the centred vectors, `eps` 1e-8)."""
-    a = a - ops.mean(a, axis=axis, keepdims=True)
-    b = b - ops.mean(b, axis=axis, keepdims=True)
-    norms = (ops.sqrt(ops.sum(a * a, axis=axis) + _NORM_FLOOR)
-             * ops.sqrt(ops.sum(b * b, axis=axis) + _NORM_FLOOR))
-    return ops.sum(a * b, axis=axis) / (norms + _PEARSON_EPSILON)
+    `pearson_correlation` (a cosine of the centred vectors, `eps` 1e-8).
+
+    `weights` (broadcastable to `a`, along `axis`): the weighted correlation,
+    means and sums over the weighted entries; entries of weight 0 (padding
+    rows) drop out exactly, and weights of 1 give the unweighted value.
+    """
+    if weights is None:
+        a = a - ops.mean(a, axis=axis, keepdims=True)
+        b = b - ops.mean(b, axis=axis, keepdims=True)
+        weights = 1.0
+    else:
+        total = ops.sum(weights, axis=axis, keepdims=True)
+        a = a - ops.sum(weights * a, axis=axis, keepdims=True) / total
+        b = b - ops.sum(weights * b, axis=axis, keepdims=True) / total
+    norms = (ops.sqrt(ops.sum(weights * a * a, axis=axis) + _NORM_FLOOR)
+             * ops.sqrt(ops.sum(weights * b * b, axis=axis) + _NORM_FLOOR))
+    return ops.sum(weights * a * b, axis=axis) / (norms + _PEARSON_EPSILON)
 
 
 @keras.saving.register_keras_serializable(package="ptloss_tf")
@@ -42,7 +53,10 @@ class DISTLoss(DistillationLossBase):
     The intra-class term is a property of the batch, like batch norm: the
     per-example value returned is row `i`'s inter-class term plus the
     batch's intra-class term, so the default `"sum_over_batch_size"`
-    reduction gives exactly DIST's value. Under a `tf.distribute` strategy
+    reduction gives exactly DIST's value. With `sample_weight`, the
+    intra-class correlations weigh the rows by it: rows of weight 0 (the
+    padding rows that make a batch divisible by the devices) take no part,
+    so a padded batch gives the loss of its real rows. Under a `tf.distribute` strategy
     each replica correlates its own part of the batch, as in the authors'
     multi-GPU training. `y_true` is `[B, K]` (rank 2); labels play no part.
 
@@ -88,6 +102,15 @@ class DISTLoss(DistillationLossBase):
         self.beta = check_weight(beta, "beta")
         self.gamma = check_weight(gamma, "gamma")
         self._warned_two_classes = False
+        self._row_weights = None
+
+    def __call__(self, y_true, y_pred, sample_weight=None):
+        # Keras hands `call` no sample weights; the batch term needs them.
+        self._row_weights = sample_weight
+        try:
+            return super().__call__(y_true, y_pred, sample_weight)
+        finally:
+            self._row_weights = None
 
     def call(self, y_true, y_pred):
         shape = tuple(y_pred.shape)
@@ -106,7 +129,11 @@ class DISTLoss(DistillationLossBase):
     def _per_example_loss(self, p, log_q):
         q = ops.exp(log_q)
         inter = 1.0 - _pearson(q, p, axis=-1)
-        intra = 1.0 - ops.mean(_pearson(q, p, axis=0))
+        weights = getattr(self, "_row_weights", None)
+        if weights is not None:
+            weights = ops.broadcast_to(ops.reshape(ops.cast(weights, q.dtype), (-1, 1)),
+                                       (ops.shape(q)[0], 1))
+        intra = 1.0 - ops.mean(_pearson(q, p, axis=0, weights=weights))
         return self.beta * inter + self.gamma * intra
 
     def get_config(self):

@@ -7,7 +7,7 @@ Usage (the parent sets `KERAS_BACKEND=jax` and, for several CPU devices,
 
     python tests/helpers/jax_mesh_worker.py OUT.npz [--distribution data_parallel]
         [--devices N] [--model-parallel M] [--batch-size B]
-        [--coordinator HOST:PORT --num-processes P --process-id I]
+        [--coordinator HOST:PORT --num-processes P --process-id I] [--loss kl|dist]
 """
 
 import argparse
@@ -29,6 +29,7 @@ def main():
     parser.add_argument("--coordinator")
     parser.add_argument("--num-processes", type=int)
     parser.add_argument("--process-id", type=int)
+    parser.add_argument("--loss", default="kl")
     args = parser.parse_args()
 
     from ptloss_tf.distribution import initialize_processes
@@ -81,7 +82,7 @@ def main():
     distiller = ptloss_tf.Distiller(student)
     distiller.compile(optimizer=keras.optimizers.AdamW(1e-2),
                       distillation_loss=ptloss_tf.losses.get(
-                          "kl", from_logits=True, reduction="mean_with_sample_weight"),
+                          args.loss, from_logits=True, reduction="mean_with_sample_weight"),
                       jit_compile=True)
     distiller.fit(batches, epochs=1, verbose=0, shuffle=False)
     if process == 0:
