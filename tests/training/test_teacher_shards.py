@@ -3,11 +3,14 @@
 
 The merge's refusals are tested on shard files written here (numpy and
 JSON, no model); one tiny teacher (random weights, CPU) is fine-tuned once
-and predicted unsharded and in 3 shards, end to end.
+and predicted unsharded and in 3 shards, end to end, and under JAX on a
+data-parallel mesh of forced host devices.
 """
 
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from ptloss_tf.training.teacher.shards import parse_shard
 from ptloss_tf.training.teacher.shards import shard_file_name
 from ptloss_tf.training.teacher.shards import shard_batches
 from ptloss_tf.training.teacher.table_import import import_pieces
+from tests.helpers import jax_env
 from tests.helpers import vocabulary
 from tests.helpers.hf_bert import write_tiny_hf_bert
 
@@ -221,3 +225,51 @@ def test_a_shard_needs_this_runs_fine_tuned_teacher(fine_tuned, capsys):
     assert main(_argv(task, task / "run", "--shard", "0/2", "--seed", "1")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "other options (--seed)" in err[0]
+
+
+# -- under JAX: the prediction on a keras.distribution data-parallel mesh -----
+
+def _jax_teacher(task, out, *extra, devices):
+    shutil.copytree(task / "run", out)
+    step = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *_argv(task, out, *extra)],
+                          capture_output=True, text=True, env=jax_env(devices), timeout=600)
+    assert step.returncode == 0, step.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_under_jax_the_teacher_predicts_on_a_data_parallel_mesh(fine_tuned, tmp_path):
+    # 3 devices: every batch of 4 (and the buckets' partial ones) is padded,
+    # and the padding rows' logits must not land on any example.
+    task = fine_tuned
+    shutil.copytree(task / "run", tmp_path / "tensorflow")
+    assert main(_argv(task, tmp_path / "tensorflow")) == 0
+    _jax_teacher(task, tmp_path / "mesh", "--distribution", "data_parallel", devices=3)
+    _jax_teacher(task, tmp_path / "one_device", devices=3)
+    _jax_teacher(task, tmp_path / "mesh_shard", "--distribution", "data_parallel",
+                 "--shard", "1/2", devices=3)
+    for split, n in SPLITS:
+        reference = TeacherOutputs.load(tmp_path / "tensorflow" / f"{split}.jsonl")
+        mesh = TeacherOutputs.load(tmp_path / "mesh" / f"{split}.jsonl")
+        one = TeacherOutputs.load(tmp_path / "one_device" / f"{split}.jsonl")
+        assert mesh.ids.tolist() == reference.ids.tolist() == one.ids.tolist()
+        # The tiny teacher's logits are about 0.02, and its rows differ by
+        # 4e-6 or more; JAX against TensorFlow (other kernels) and 3 devices
+        # against 1 differ by float32 rounding, 1e-8 measured. So 1e-7 holds
+        # the rounding, and a row's logits put on another row fail it.
+        rows_apart = np.abs(reference.values[:, None] - reference.values[None]).max(-1)
+        assert rows_apart[~np.eye(n, dtype=bool)].min() > 1e-6
+        np.testing.assert_allclose(mesh.values, reference.values, rtol=0, atol=1e-7)
+        np.testing.assert_allclose(mesh.values, one.values, rtol=0, atol=1e-7)
+        shard = TeacherOutputs.load(tmp_path / "mesh_shard" / "shards"
+                                    / shard_file_name(split, 1, 2))
+        rows = shard.metadata["shard"]["rows"]
+        assert 0 < len(rows) < n
+        np.testing.assert_array_equal(shard.values, mesh.values[rows])
+
+
+def test_a_mesh_for_the_teacher_needs_jax(fine_tuned, tmp_path, capsys):
+    assert main(_argv(fine_tuned, tmp_path / "run", "--distribution", "data_parallel")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "KERAS_BACKEND=jax" in err[0] and "--shard" in err[0]
+    assert main(_argv(fine_tuned, tmp_path / "run", "--devices", "2")) == 2
+    assert "--devices applies with --distribution" in capsys.readouterr().err

@@ -32,6 +32,8 @@ class TeacherConfig(DataSource):
     verbose: int = 2
     fine_tune_only: bool = False
     shard: str = None
+    distribution: str = "none"
+    devices: int = None
 
 
 def build_parser():
@@ -101,6 +103,12 @@ def build_parser():
               "teacher.keras in --output-dir, into --output-dir/shards/ (batches I, "
               "I+N, ... of the one-process pass); combine with `ptloss-distill teacher "
               "merge`")
+    _add(parser, "--distribution", choices=("none", "data_parallel"),
+         help="KERAS_BACKEND=jax: predict on a keras.distribution data-parallel mesh of "
+              "this machine's devices (each batch split over them; the fine-tuning stays "
+              "on one device); across machines, use --shard")
+    _add(parser, "--devices", type=int,
+         help="with --distribution data_parallel: how many devices (default all)")
     _add(parser, "--verbose", type=int, choices=(0, 1, 2, 3), nargs="?",
          const=FRAMEWORK_LOGS_VERBOSITY,
          help="Keras progress: 0 silent, 1 bars, 2 one line per epoch; 3 (or --verbose "

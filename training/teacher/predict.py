@@ -1,14 +1,59 @@
 """The teacher's forward pass over a split: `predict_logits`.
 
 Every prediction of the teacher stage (a whole split, or one shard's rows of
-it) goes through `predict_logits`, so a distributed forward pass (a
-`keras.distribution` data-parallel mesh under JAX) replaces it in one place.
+it) goes through `predict_logits`. Under TensorFlow it runs one
+`tf.function`; under JAX it runs `Model.predict`, on a `keras.distribution`
+data-parallel mesh when one is given (`--distribution data_parallel`: each
+batch is split over the devices; the teacher must be loaded onto the mesh,
+`load_teacher`).
 """
 
 import numpy as np
 
 
-def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries="auto"):
+def prediction_distribution(kind="none", devices=None):
+    """The mesh `--distribution KIND --devices N` asks the teacher's
+    prediction to run on: None for `"none"`, else a data-parallel
+    `keras.distribution` over N local devices (default all); a one-line
+    ValueError for a combination that cannot run.
+
+    Example:
+    >>> prediction_distribution("none") is None
+    True
+    """
+    if kind == "none":
+        if devices is not None:
+            raise ValueError("--devices applies with --distribution data_parallel.")
+        return None
+    import keras
+
+    if kind != "data_parallel":
+        raise ValueError(f"--distribution must be none or data_parallel, got {kind!r}.")
+    if keras.backend.backend() != "jax":
+        raise ValueError(f"--distribution data_parallel runs the teacher's prediction on a "
+                         f"keras.distribution mesh under JAX (KERAS_BACKEND=jax; this is "
+                         f"{keras.backend.backend()}); under TensorFlow split the pass "
+                         "with --shard I/N instead.")
+    from ptloss_tf.distribution import make_distribution
+
+    return make_distribution("data_parallel", devices=devices)
+
+
+def load_teacher(path, distribution=None):
+    """`keras.saving.load_model(path)`, its weights placed on `distribution`'s
+    mesh (replicated, for data parallelism) when one is given: variables
+    take their layout when they are created, so the mesh must be in scope
+    while the model is built."""
+    import keras
+
+    if distribution is None:
+        return keras.saving.load_model(path)
+    with distribution.scope():
+        return keras.saving.load_model(path)
+
+
+def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries="auto",
+                   distribution=None):
     """Logits `[N, K]` in the examples' order, from length-bucketed batches.
 
     Buckets reorder examples, so each carries its row index; padding every
@@ -23,14 +68,39 @@ def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries=
             a shard passes the whole split's, and its rows in the order of
             the unsharded pass's batches (`shards.shard_batches`), so that
             every batch is formed, padded and computed as in that pass.
+        distribution: JAX only: a `keras.distribution` data-parallel
+            distribution (the model loaded under it, `load_teacher`); each
+            batch is padded to a multiple of its devices by repeating its
+            first row, and the padding rows' logits are dropped.
     """
-    import tensorflow as tf
+    import keras
 
     from ptloss_tf.training.data.input_pipeline import make_dataset
 
     dataset = make_dataset(examples, preprocessor, batch_size,
                            targets={"index": np.arange(len(examples))},
                            bucket_boundaries=bucket_boundaries, static_shapes=True)
+    if keras.backend.backend() == "tensorflow":
+        if distribution is not None:
+            raise ValueError("a keras.distribution mesh runs the teacher under JAX only "
+                             "(KERAS_BACKEND=jax); under TensorFlow use --shard I/N.")
+        batches = _tensorflow_batches(model, dataset)
+    else:
+        batches = _keras_batches(model, dataset, distribution)
+    logits = None
+    for index, batch in batches:
+        if logits is None:
+            logits = np.full((len(examples), batch.shape[1]), np.nan, np.float32)
+        logits[index] = batch
+    if logits is None or np.isnan(logits).any():
+        raise RuntimeError("teacher prediction did not cover every example")
+    return logits
+
+
+def _tensorflow_batches(model, dataset):
+    """(row indices, logits) of each batch, through one `tf.function`."""
+    import tensorflow as tf
+
     # One trace for every batch shape: a function traced for a concrete shape
     # may compute in other kernels than the shape-generic one, so a batch's
     # logits would depend, in their last bits, on the batches run before it
@@ -38,12 +108,42 @@ def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries=
     spec = tf.nest.map_structure(lambda s: tf.TensorSpec([None] * s.shape.rank, s.dtype),
                                  dataset.element_spec[0])
     forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    logits = None
     for inputs, targets in dataset:
-        batch = np.asarray(forward(inputs), np.float32)
-        if logits is None:
-            logits = np.full((len(examples), batch.shape[1]), np.nan, np.float32)
-        logits[targets["index"].numpy()] = batch
-    if logits is None or np.isnan(logits).any():
-        raise RuntimeError("teacher prediction did not cover every example")
-    return logits
+        yield targets["index"].numpy(), np.asarray(forward(inputs), np.float32)
+
+
+def _keras_batches(model, dataset, distribution):
+    """(row indices, logits) of each batch, through one `Model.predict`
+    (one compiled program per batch shape; on the mesh when one is given)."""
+    import contextlib
+
+    import keras
+
+    from ptloss_tf.distribution import axis_size
+
+    multiple = 1 if distribution is None else axis_size(distribution, "batch")
+    inputs, indices = [], []
+    for x, targets in dataset.as_numpy_iterator():
+        rows = len(targets["index"])
+        padded = -(-rows // multiple) * multiple
+        take = np.r_[np.arange(rows), np.zeros(padded - rows, int)]
+        inputs.append({k: v[take] for k, v in x.items()})
+        indices.append(targets["index"])
+    if not inputs:
+        return
+
+    class Batches(keras.utils.PyDataset):
+        def __len__(self):
+            return len(inputs)
+
+        def __getitem__(self, i):
+            return inputs[i]
+
+    with distribution.scope() if distribution is not None else contextlib.nullcontext():
+        # The batches are token ids already: Keras' own predict, not the
+        # keras-hub task's, which would run the attached preprocessor on them.
+        logits = np.asarray(keras.Model.predict(model, Batches(), verbose=0), np.float32)
+    start = 0
+    for index, x in zip(indices, inputs):
+        yield index, logits[start:start + len(index)]
+        start += len(next(iter(x.values())))

@@ -76,7 +76,9 @@ from ptloss_tf.training.teacher.fine_tune import fine_tune
 from ptloss_tf.training.teacher.fine_tune import save_teacher
 from ptloss_tf.training.teacher.options import TeacherConfig  # noqa: F401  (the stage's config)
 from ptloss_tf.training.teacher.options import parse_args
+from ptloss_tf.training.teacher.predict import load_teacher
 from ptloss_tf.training.teacher.predict import predict_logits
+from ptloss_tf.training.teacher.predict import prediction_distribution
 from ptloss_tf.training.teacher.run_state import BACKUP_DIR
 from ptloss_tf.training.teacher.run_state import kept_outputs
 from ptloss_tf.training.teacher.run_state import open_run_state
@@ -143,8 +145,6 @@ def run(config):
     epoch backed up, then only the splits whose outputs are not written yet
     (`teacher.keras` is saved before the predictions).
     """
-    import keras
-
     from ptloss_tf.training.teacher.outputs import TeacherOutputs
     from ptloss_tf.training.teacher.outputs import text_fingerprints
 
@@ -162,6 +162,7 @@ def run(config):
         if config.fine_tune_only:
             raise ValueError("--shard predicts and --fine-tune-only does not: give one of them.")
     check_preset(config.preset)
+    distribution = prediction_distribution(config.distribution, config.devices)
     # The data (labels included) are checked before anything is written, and
     # the run directory before the (long) fine-tuning.
     examples = load_examples(config)
@@ -180,7 +181,7 @@ def run(config):
         from ptloss_tf.training.teacher.shards import predict_shard
 
         return predict_shard(config, shard, prediction_splits(examples, predicted_rows,
-                                                              train_meta), name)
+                                                              train_meta), name, distribution)
     state = open_run_state(config, [f"{s}.jsonl" for s in (
         "train", "validation", "test", "validation_mismatched")] + [TEACHER_FILE])
     os.makedirs(config.output_dir, exist_ok=True)
@@ -199,7 +200,7 @@ def run(config):
         print(f"{model_path} is this run's fine-tuned teacher already.", flush=True)
     elif fitted_before:
         print(f"Fine-tuning done before the interruption: loading {model_path}.", flush=True)
-        teacher = keras.saving.load_model(model_path)
+        teacher = load_teacher(model_path, distribution)
         preprocessor = teacher.preprocessor
     else:
         teacher, preprocessor = fine_tune(config, {**examples, "validation": validation_for_fit},
@@ -209,6 +210,9 @@ def run(config):
         state.update(teacher_file=file_sha256(model_path), backup=None, seed_states=None)
         write_state(config, state)
         shutil.rmtree(backup_dir, ignore_errors=True)
+        if distribution is not None:  # fine-tuned on one device; predicts on the mesh
+            teacher = load_teacher(model_path, distribution)
+            preprocessor = teacher.preprocessor
     if config.fine_tune_only:
         # The run stays unfinished: `--shard I/N` processes predict from
         # teacher.keras, and the command without --fine-tune-only resumes.
@@ -225,7 +229,8 @@ def run(config):
             print(f"Keeping {path}, written before the interruption.", flush=True)
             logits = outputs.values
         else:
-            logits = predict_logits(teacher, ex, preprocessor, config.batch_size)
+            logits = predict_logits(teacher, ex, preprocessor, config.batch_size,
+                                    distribution=distribution)
             TeacherOutputs(ids=np.asarray(ex.ids), values=np.asarray(logits, np.float32),
                            kind="logits", class_names=class_names, split=split,
                            teacher=name, metadata=meta, fingerprints=fingerprints,

@@ -33,7 +33,10 @@ BACKUP_DIR = "teacher_backup"
 #: The options that do not change what a run computes (a resumed run may differ
 #: in them). `--fine-tune-only` and `--shard I/N` say which part of the run a
 #: process does: the fine-tuning, the shards and the merged outputs are one run.
-NOT_RESUME_OPTIONS = ("output_dir", "overwrite", "verbose", "fine_tune_only", "shard")
+#: `--distribution` / `--devices` say where the prediction runs (its logits
+#: agree to float rounding).
+NOT_RESUME_OPTIONS = ("output_dir", "overwrite", "verbose", "fine_tune_only", "shard",
+                      "distribution", "devices")
 
 
 def run_options(config):

@@ -66,6 +66,7 @@ from ptloss_tf.io_utils import file_sha256
 from ptloss_tf.training.teacher.outputs import TeacherOutputs
 from ptloss_tf.training.teacher.outputs import first_few
 from ptloss_tf.training.teacher.outputs import text_fingerprints
+from ptloss_tf.training.teacher.predict import load_teacher
 from ptloss_tf.training.teacher.predict import predict_logits
 from ptloss_tf.training.teacher.run_state import STATE_FILE
 from ptloss_tf.training.teacher.run_state import run_options
@@ -143,15 +144,14 @@ def fine_tuned_run(config):
     return run_identity(options, state["teacher_file"]), model_path
 
 
-def predict_shard(config, shard, splits, name):
+def predict_shard(config, shard, splits, name, distribution=None):
     """Predicts shard `shard = (I, N)` of every split of `splits`
     (`{split: (examples, metadata)}`) into `--output-dir/shards/`.
 
     Returns `{split: rows}` of the shard; keeps (does not predict again) a
-    shard file this run wrote for these rows before.
+    shard file this run wrote for these rows before. `distribution`: the
+    JAX mesh to predict on (`predict.prediction_distribution`), or None.
     """
-    import keras
-
     from ptloss_tf.training.data.input_pipeline import auto_bucket_boundaries
     from ptloss_tf.training.data.input_pipeline import sequence_lengths
 
@@ -173,7 +173,7 @@ def predict_shard(config, shard, splits, name):
             continue
         start = time.time()
         if teacher is None:
-            teacher = keras.saving.load_model(model_path)
+            teacher = load_teacher(model_path, distribution)
         preprocessor = teacher.preprocessor
         # The whole split's lengths and boundaries: the unsharded pass's batches.
         lengths = sequence_lengths(examples, preprocessor)
@@ -183,7 +183,7 @@ def predict_shard(config, shard, splits, name):
         logits = np.zeros((0, len(class_names)), np.float32)  # fewer batches than shards
         if len(order):
             logits = predict_logits(teacher, examples.subset(order), preprocessor,
-                                    config.batch_size, boundaries)
+                                    config.batch_size, boundaries, distribution)
         ascending = np.argsort(order, kind="stable")
         rows, logits = order[ascending], logits[ascending]
         part = examples.subset(rows)
