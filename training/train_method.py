@@ -15,6 +15,7 @@ from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import save_atomically
 from ptloss_tf.probabilities import distance_to_p_star
 from ptloss_tf.probabilities import softmax
+from ptloss_tf.training.callback_states import CallbackStates
 from ptloss_tf.training.datasets import align_data_order_across_strategies
 from ptloss_tf.training.datasets import inputs_only
 from ptloss_tf.training.datasets import run_datasets
@@ -27,6 +28,7 @@ from ptloss_tf.training.splits import suffix
 
 STUDENT_FILE = "student.keras"
 BEST_WEIGHTS = "best.weights.h5"
+CALLBACK_STATES = "callback_states.json"
 #: Per-method timings beside result.json (`{"epoch_seconds": [...]}`).
 TIMINGS = "timings.json"
 
@@ -175,7 +177,8 @@ def training_callbacks(config, method_dir, epoch_seconds, method="", log=print,
     (`--verbose 2`) one compact line per epoch. On a mesh's processes
     other than 0 the backup is restored, never written, and there is no
     checkpoint or TensorBoard; with several processes process 0 writes
-    outside the mesh (`mesh_strategy.writing`)."""
+    outside the mesh (`mesh_strategy.writing`). The early stopping's and
+    the checkpoint's state follow a resume (`callback_states`)."""
     import keras
 
     writer = is_writer(strategy)
@@ -194,14 +197,18 @@ def training_callbacks(config, method_dir, epoch_seconds, method="", log=print,
                    if tensorflow_available() and writer else [])
     checkpoint = ([best_weights_checkpoint(os.path.join(method_dir, BEST_WEIGHTS), strategy)]
                   if writer else [])
+    early_stopping = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
+                                                   patience=config.early_stopping_patience)
     return tensorboard + checkpoint + [
         AtomicBackupAndRestore(os.path.join(method_dir, "backup"), read_only=not writer,
                                save_outside_distribution=several),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
-                                      patience=config.early_stopping_patience),
+        early_stopping,
         keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
             on_epoch_end=on_epoch_end),
+        # Last: it records the others' state after their on_epoch_end.
+        CallbackStates(os.path.join(method_dir, CALLBACK_STATES), checkpoint + [early_stopping],
+                       write=writer),
     ]
 
 
@@ -275,6 +282,9 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     epoch_seconds = []
     callbacks = training_callbacks(config, method_dir, epoch_seconds, method=method, log=log,
                                    strategy=strategy)
+    if hasattr(train, "set_epoch"):  # a resumed fit starts at its epoch's batch order
+        callbacks.insert(0, keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: train.set_epoch(epoch)))
     log(f"\n== {method}: training {student.count_params():,} parameters for up to "
         f"{config.epochs} epochs on {strategy.num_replicas_in_sync} replica(s) "
         f"({type(strategy).__name__}, dtype policy {keras.config.dtype_policy().name}) ==")

@@ -2,7 +2,8 @@
 user runs it: on 2 forced host devices (data parallel, model parallel) and
 in two processes on a loopback coordinator, one epoch ends at the
 single-device student (the tolerance: tests/test_jax_distribution.py's
-1e-5, for the same reason: only the order of float32 sums changes); a bad
+1e-5, for the same reason: only the order of float32 sums changes); two
+processes killed mid-run resume to the uninterrupted run's students; a bad
 mesh is a one-line error before anything is written."""
 
 import json
@@ -90,12 +91,7 @@ def test_a_mesh_of_two_devices_ends_at_the_single_device_students(prepared, sing
 def test_two_processes_on_a_loopback_coordinator_give_the_one_process_students(
         prepared, single, tmp_path):
     out = tmp_path / "run"
-    args = CLI + ["--prepared-data", str(prepared), "--output-dir", str(out), "--verbose", "0",
-                  *METHODS, "--distribution", "data_parallel", "--coordinator",
-                  f"127.0.0.1:{free_port()}", "--num-processes", "2"]
-    procs = [subprocess.Popen(args + ["--process-id", str(i)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, env=jax_env())
-             for i in range(2)]
+    procs = _two_processes(prepared, out)
     outputs = [p.communicate(timeout=900) for p in procs]
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
@@ -103,6 +99,48 @@ def test_two_processes_on_a_loopback_coordinator_give_the_one_process_students(
     assert report["hardware"]["mesh"]["processes"] == 2
     # Process 0 alone writes: its log names the files, process 1's does not.
     assert "Wrote" in outputs[0][0] and "Wrote" not in outputs[1][0]
+
+
+def _two_processes(prepared, out, *extra):
+    args = CLI + ["--prepared-data", str(prepared), "--output-dir", str(out), "--verbose", "0",
+                  *METHODS, *extra, "--distribution", "data_parallel", "--coordinator",
+                  f"127.0.0.1:{free_port()}", "--num-processes", "2"]
+    return [subprocess.Popen(args + ["--process-id", str(i)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=jax_env())
+            for i in range(2)]
+
+
+def test_two_processes_killed_mid_run_resume_from_the_same_backup(prepared, tmp_path):
+    # Killed (both processes, SIGKILL) once the first method is finished and
+    # the second has a backup; the same two commands then finish the run.
+    # Every process must restart from that one backup (process 0 wrote it):
+    # one restarting from scratch, or from another epoch, would give other
+    # global batches and weights than the uninterrupted one-process run.
+    import signal
+    import time
+
+    three_epochs = ["--epochs", "3"]
+    reference = _distill(prepared, tmp_path / "reference", *three_epochs)
+    assert reference.returncode == 0, reference.stderr[-2000:]
+    out = tmp_path / "run"
+    procs = _two_processes(prepared, out, *three_epochs)
+    deadline = time.time() + 600
+    while time.time() < deadline and all(p.poll() is None for p in procs):
+        if (out / "kl" / "result.json").exists() and (out / "ptloss" / "backup").exists():
+            break
+        time.sleep(0.1)
+    assert all(p.poll() is None for p in procs), "the run ended before it could be interrupted"
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+    assert not (out / "report.json").exists()
+    assert json.loads((out / "run_state.json").read_text())["finished"] == ["kl"]
+    procs = _two_processes(prepared, out, *three_epochs)
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    assert "kl: already finished" in outputs[0][0]
+    _assert_same_run(out, tmp_path / "reference")
 
 
 @pytest.mark.parametrize("args, devices, message", [

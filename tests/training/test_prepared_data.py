@@ -188,6 +188,11 @@ def test_prepared_batches_reshuffle_every_epoch_and_pad_to_their_bucket():
     assert epochs[0] != epochs[1]
     expected = sum(-(-int(c) // 8) for c in np.bincount((lengths > 8).astype(int)))
     assert len(batches) == expected
+    # A fit resumed at epoch 1 (a new process) sees epoch 1's order, not epoch 0's.
+    resumed = PreparedBatches(inputs, {"row": np.arange(n)}, batch_size=8, shuffle=True, seed=5,
+                              bucket_boundaries=[8, 16])
+    resumed.set_epoch(1)
+    assert sum((resumed[i][1]["row"].tolist() for i in range(len(resumed))), []) == epochs[1]
 
 
 def test_training_on_prepared_batches_equals_tf_data_with_the_same_batches():

@@ -182,9 +182,16 @@ class PreparedBatches(keras.utils.PyDataset):
         return -(-rows // self.pad_to_multiple) * self.pad_to_multiple
 
     def on_epoch_end(self):
-        self.epoch += 1
-        if self.shuffle:
-            self._plan()
+        self.set_epoch(self.epoch + 1)
+
+    def set_epoch(self, epoch):
+        """Plans epoch `epoch`'s batches: a `fit` resumed at epoch `e` by
+        `BackupAndRestore` must see the order epoch `e` had in the
+        uninterrupted run, not epoch 0's (call it from `on_epoch_begin`)."""
+        if int(epoch) != self.epoch:
+            self.epoch = int(epoch)
+            if self.shuffle:
+                self._plan()
 
     def inputs_only(self):
         """Batches of the inputs alone, in the examples' order (for

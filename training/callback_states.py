@@ -1,0 +1,100 @@
+"""`CallbackStates`: the state of the early stopping and of the best-weights
+checkpoint, kept across a resumed `fit`.
+
+Keras' `BackupAndRestore` brings back the weights, the optimizer and the
+epoch, but not the other callbacks: after a restart `EarlyStopping` would
+count its patience from zero and `ModelCheckpoint(save_best_only=True)`
+would take the first resumed epoch as the best so far, even when an epoch
+before the interruption was better. A resumed run would then stop at
+another epoch and keep other weights than the uninterrupted run.
+"""
+
+import json
+import os
+
+import keras
+
+from ptloss_tf.io_utils import atomic_write_json
+
+#: What each kind of callback needs to continue as if never stopped.
+STATE_ATTRIBUTES = {
+    keras.callbacks.EarlyStopping: ("wait", "best", "best_epoch"),
+    keras.callbacks.ModelCheckpoint: ("best",),
+}
+
+
+class CallbackStates(keras.callbacks.Callback):
+    """Records `callbacks`' states after every epoch in `path` (a JSON file,
+    one entry per epoch, written atomically) and puts them back when `fit`
+    starts past epoch 0 (resumed by `BackupAndRestore`).
+
+    The entry read is the one of the epoch before the first resumed one, so
+    a kill between this file's write and the backup's cannot mix two epochs.
+    Place it after the callbacks it records (their `on_epoch_end` runs
+    first).
+
+    Args:
+        path: the JSON file.
+        callbacks: `EarlyStopping` and `ModelCheckpoint` instances.
+        write: False where another process writes the file (a mesh's
+            processes other than 0); every process reads it.
+
+    Example:
+    >>> import os, tempfile
+    >>> stop = keras.callbacks.EarlyStopping(patience=3)
+    >>> path = os.path.join(tempfile.mkdtemp(), "states.json")
+    >>> states = CallbackStates(path, [stop])
+    >>> stop.wait, stop.best, stop.best_epoch = 2, 0.25, 4
+    >>> states.on_epoch_end(6)
+    >>> stop.wait, stop.best = 0, float("inf")  # a restart resets them
+    >>> states.on_epoch_begin(7)
+    >>> stop.wait, stop.best, stop.best_epoch
+    (2, 0.25, 4)
+    """
+
+    def __init__(self, path, callbacks, write=True):
+        super().__init__()
+        self.path = path
+        self.recorded = [c for c in callbacks if _attributes(c)]
+        self.write = write
+        self._first_epoch = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._first_epoch:
+            return
+        self._first_epoch = False
+        if epoch == 0 or not os.path.exists(self.path):
+            return
+        with open(self.path, encoding="utf-8") as f:
+            entry = json.load(f).get(str(epoch - 1))
+        if entry is None:
+            raise ValueError(f"{self.path} holds no callback state for epoch {epoch - 1}, "
+                             f"where the run resumes; delete the run directory to restart it.")
+        for callback, values in zip(self.recorded, entry):
+            for name, value in values.items():
+                setattr(callback, name, value)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.write:
+            return
+        states = {}
+        if epoch > 0 and os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                states = json.load(f)
+        states[str(epoch)] = [{name: _plain(getattr(callback, name))
+                               for name in _attributes(callback)}
+                              for callback in self.recorded]
+        atomic_write_json(self.path, states)
+
+
+def _attributes(callback):
+    for kind, names in STATE_ATTRIBUTES.items():
+        if isinstance(callback, kind):
+            return names
+    return ()
+
+
+def _plain(value):
+    """A JSON number (numpy scalars and infinities included: Python's json
+    writes `Infinity`, which it reads back)."""
+    return None if value is None else float(value) if not isinstance(value, int) else value
