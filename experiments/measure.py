@@ -35,7 +35,7 @@ def main():
     import keras
     import ptloss_tf
     from ptloss_tf.probabilities import softmax
-    from ptloss_tf.training.synthetic import teacher_summary
+    from ptloss_tf.training.synthetic_summary import teacher_summary
 
     t0 = time.time()
     task, ids = common.get_task(args.teacher, 0)

@@ -236,7 +236,7 @@ def derived(runs):
     if need_t or need_e:
         import ptloss_tf
         from ptloss_tf import search as S
-        from ptloss_tf.training.synthetic import teacher_summary
+        from ptloss_tf.training.synthetic_summary import teacher_summary
 
         by_ts = {}
         for k in need_e:

@@ -5,6 +5,8 @@ import numpy as np
 from keras import ops
 from ptloss_tf import keras_compat
 from ptloss_tf import validation
+from ptloss_tf.input_masks import int_masks
+from ptloss_tf.input_masks import tensorflow_or_none
 from ptloss_tf.losses.kl_divergence import KLDivergence
 from ptloss_tf.metrics import ExpectedCalibrationError
 from ptloss_tf.metrics import NegativeLogLikelihood
@@ -12,52 +14,6 @@ from ptloss_tf.metrics import NegativeLogLikelihood
 TEACHER_PROBS = "teacher_probs"
 TEACHER_LOGITS = "teacher_logits"
 LABELS = "labels"
-
-
-def _tensorflow():
-    """TensorFlow if installed (tf.data inputs), else None (e.g. JAX-only hosts)."""
-    try:
-        import tensorflow as tf
-    except ImportError:
-        return None
-    return tf
-
-
-def _is_bool(t):
-    dtype = getattr(t, "dtype", None)
-    return dtype is not None and str(getattr(dtype, "name", dtype)) == "bool"
-
-
-def _cast_bool(t):
-    if isinstance(t, np.ndarray):
-        return t.astype(np.int32) if t.dtype == bool else t
-    return ops.cast(t, "int32") if _is_bool(t) else t
-
-
-def int_masks(data):
-    """Bool tensors (keras-hub's `padding_mask`) in data become int32.
-
-    Why: under a `tf.distribute` strategy Keras 3 builds the model from the
-    first batch after `strategy.reduce("MEAN", batch)` over the replicas
-    (`TensorFlowTrainer._maybe_symbolic_build`), and that reduction uses
-    `AddN`, which has no bool kernel: `fit` fails with "Value for attr 'T' of
-    bool is not in the list of allowed values ... AddN" before the first
-    step. keras-hub's BERT backbone casts the mask itself, so int32 changes
-    nothing else. Datasets are mapped, arrays converted.
-    """
-    tf = _tensorflow()
-    if tf is not None and isinstance(data, tf.data.Dataset):
-        specs = keras.tree.flatten(data.element_spec)
-        if any(getattr(s, "dtype", None) == tf.bool for s in specs):
-            return data.map(
-                lambda *e: keras.tree.map_structure(_cast_bool, e if len(e) > 1 else e[0]),
-                num_parallel_calls=tf.data.AUTOTUNE,
-                deterministic=True,
-            )
-        return data
-    if data is None:
-        return None
-    return keras.tree.map_structure(_cast_bool, data)
 
 
 @keras.saving.register_keras_serializable(package="ptloss_tf")
@@ -219,36 +175,22 @@ class Distiller(keras.Model):
 
     def _check_target_structure(self, targets):
         if not isinstance(targets, dict):
-            raise ValueError(
-                "Distiller targets must be a dict with 'teacher_probs' or "
-                "'teacher_logits' (and optionally 'labels'); got "
-                f"{type(targets).__name__}."
-            )
+            raise ValueError("Distiller targets must be a dict with 'teacher_probs' or "
+                             "'teacher_logits' (and optionally 'labels'); got "
+                             f"{type(targets).__name__}.")
         unknown = set(targets) - {TEACHER_PROBS, TEACHER_LOGITS, LABELS}
         if unknown:
-            raise ValueError(
-                f"unknown Distiller target keys {sorted(unknown)}; expected "
-                "'teacher_probs', 'teacher_logits', 'labels'."
-            )
+            raise ValueError(f"unknown Distiller target keys {sorted(unknown)}; expected "
+                             "'teacher_probs', 'teacher_logits', 'labels'.")
         if TEACHER_PROBS in targets and TEACHER_LOGITS in targets:
-            raise ValueError(
-                "give either 'teacher_probs' or 'teacher_logits', not both."
-            )
-        if (
-            TEACHER_PROBS not in targets
-            and TEACHER_LOGITS not in targets
-            and self.teacher is None
-        ):
-            raise ValueError(
-                "targets have no 'teacher_probs' or 'teacher_logits' and the "
-                "Distiller has no teacher model to compute them; got keys "
-                f"{sorted(targets)}."
-            )
+            raise ValueError("give either 'teacher_probs' or 'teacher_logits', not both.")
+        if TEACHER_PROBS not in targets and TEACHER_LOGITS not in targets and self.teacher is None:
+            raise ValueError("targets have no 'teacher_probs' or 'teacher_logits' and the "
+                             "Distiller has no teacher model to compute them; got keys "
+                             f"{sorted(targets)}.")
         if self.student_loss_weight > 0 and LABELS not in targets:
-            raise ValueError(
-                f"student_loss_weight={self.student_loss_weight} needs "
-                f"'labels' in the targets; got keys {sorted(targets)}."
-            )
+            raise ValueError(f"student_loss_weight={self.student_loss_weight} needs 'labels' "
+                             f"in the targets; got keys {sorted(targets)}.")
 
     def _teacher_probs(self, x, targets):
         if TEACHER_PROBS in targets:
@@ -383,7 +325,7 @@ class Distiller(keras.Model):
                 validation.check_labels(labels, labels.shape[0], k, name="'labels'")
 
     def _validate_data(self, x, y):
-        tf = _tensorflow()
+        tf = tensorflow_or_none()
         if tf is not None and isinstance(x, tf.data.Dataset):
             spec = x.element_spec
             if not isinstance(spec, tuple) or len(spec) < 2:

@@ -14,7 +14,7 @@ from scipy.special import rel_entr
 from scipy.special import softmax as sp_softmax
 
 from ptloss_tf.training.synthetic import make_synthetic_task
-from ptloss_tf.training.synthetic import teacher_summary
+from ptloss_tf.training.synthetic_summary import teacher_summary
 from ptloss_tf.training.synthetic import true_logits
 
 SMALL = dict(num_train=3000, num_validation=400, num_test=400)
