@@ -412,9 +412,7 @@ def figure(path, png):
                 ax.set_ylabel("Δ test acc. vs KL (points)" if metric == "accuracy"
                               else "Δ KL(p*‖s) vs KL (nats)", fontsize=8)
     fig.tight_layout()
-    tmp = png + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, png)
+    text_studies.save_figure(fig, png, dpi=100)
 
 
 def main():
@@ -427,13 +425,9 @@ def main():
     parser.add_argument("--tiny", action="store_true",
                         help="a dry run: 2 calls of 200 training rows, 1 epoch (state in "
                              "--out, default under /tmp)")
-    parser.add_argument("--report", metavar="JSON", help="print the tables of a recorded study")
-    parser.add_argument("--figure", metavar="PNG", help="with --report: also draw the figure")
+    text_studies.add_report_options(parser)
     args = parser.parse_args()
-    if args.report:
-        print(report(args.report))
-        if args.figure:
-            figure(args.report, args.figure)
+    if text_studies.reported(args, report, figure):
         return
     if args.tiny and "--out" not in sys.argv:
         args.out = "/tmp/study_multiclass_synthetic_tiny.json"

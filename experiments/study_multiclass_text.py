@@ -576,9 +576,7 @@ def figure(path, png):
         ax.set_title(f"{ds}: teacher {teacher}", fontsize=10)
     axes[0][0].set_ylabel("test accuracy − KL's (points), per seed")
     fig.tight_layout()
-    tmp = png + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, png)
+    text_studies.save_figure(fig, png, dpi=110)
 
 
 def main():
@@ -606,13 +604,9 @@ def main():
     parser.add_argument("--tiny", action="store_true",
                         help="a dry run: 120 transfer / teacher rows, 100 validation / test "
                              "rows, 1 epoch, 2 layers, 1 seed; state in the work directory")
-    parser.add_argument("--report", metavar="JSON", help="print the tables of a recorded study")
-    parser.add_argument("--figure", metavar="PNG", help="with --report: also draw the figure")
+    text_studies.add_report_options(parser)
     args = parser.parse_args()
-    if args.report:
-        print(report(args.report))
-        if args.figure:
-            figure(args.report, args.figure)
+    if text_studies.reported(args, report, figure):
         return
     for ds in args.datasets:
         if ds in NOT_RUN:

@@ -432,9 +432,7 @@ def figure(path, png):
         ax.set_title(f"teacher: {teacher}")
     axes[0].set_ylabel("test accuracy − KL's (points), per seed")
     fig.tight_layout()
-    tmp = png + ".tmp.png"
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, png)
+    text_studies.save_figure(fig, png, dpi=110)
 
 
 def main():
@@ -456,13 +454,9 @@ def main():
     parser.add_argument("--extra-seeds", type=int, default=3)
     parser.add_argument("--tiny", action="store_true",
                         help="a dry run: 200 rows each, 1 epoch, 1 seed")
-    parser.add_argument("--report", metavar="JSON", help="print the tables of a recorded study")
-    parser.add_argument("--figure", metavar="PNG", help="with --report: also draw the figure")
+    text_studies.add_report_options(parser)
     args = parser.parse_args()
-    if args.report:
-        print(report(args.report))
-        if args.figure:
-            figure(args.report, args.figure)
+    if text_studies.reported(args, report, figure):
         return
     if args.tiny:
         args.transfer_examples = args.teacher_examples = 200

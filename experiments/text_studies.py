@@ -91,6 +91,30 @@ def method_timings(report, method):
     return cli_runs.report_timings(report)["methods"].get(method, {})
 
 
+def add_report_options(parser):
+    """`--report JSON` and `--figure PNG`, the options every study shares."""
+    parser.add_argument("--report", metavar="JSON", help="print the tables of a recorded study")
+    parser.add_argument("--figure", metavar="PNG", help="with --report: also draw the figure")
+
+
+def reported(args, report, figure):
+    """With `--report`: prints `report(JSON)`, draws `figure(JSON, PNG)` where
+    `--figure` asks for it, and returns True (the study then runs nothing)."""
+    if not args.report:
+        return False
+    print(report(args.report))
+    if args.figure:
+        figure(args.report, args.figure)
+    return True
+
+
+def save_figure(fig, png, dpi):
+    """`fig` to `png`, atomically (a temporary file renamed into place)."""
+    tmp = png + ".tmp.png"
+    fig.savefig(tmp, dpi=dpi)
+    os.replace(tmp, png)
+
+
 def main_or_report(main):
     """`SCRIPT --report JSON` prints the tables of a recorded study (no
     training); anything else runs `main()`."""
