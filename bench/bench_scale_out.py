@@ -6,8 +6,10 @@
   coordinator; the steady-state epoch (the second) of each, and its ratio
   to one device;
 * `teacher`: the teacher pass (`ptloss-distill teacher`) over every split
-  in one process, and as 3 shards (`--shard I/3`, run one after another and
-  all at once) plus `teacher merge`; rows predicted per second.
+  in one process, under JAX on 1 device and on 2 forced host devices
+  (`--distribution data_parallel`), and as 3 shards (`--shard I/3`, run one
+  after another and all at once) plus `teacher merge`; rows predicted per
+  second.
 
 On a 2-core CPU the forced devices and the processes share the same two
 cores: the rows show what the mesh, the padding, the gathers and the
@@ -156,7 +158,7 @@ def bench_teacher(args):
     if step["returncode"]:
         sys.exit(f"bench_scale_out: fine-tuning failed; see {work}/tune.log")
     total = sum(sizes.values())
-    timings = {}
+    timings, gaps = {}, {}
 
     def copy(name):
         shutil.copytree(tuned, os.path.join(work, name))
@@ -166,6 +168,20 @@ def bench_teacher(args):
     step = cli_runs.run_cli("1 process", ["teacher", *task, "--output-dir", one],
                             os.path.join(work, "one.log"))
     timings["1 process, whole pass"] = step["wall_s"]
+    # The same pass under JAX, on one device and on a 2-device mesh (its
+    # logits checked against TensorFlow's).
+    for name, extra, devices in (("JAX, 1 device", [], None),
+                                 ("JAX, 2 devices (data_parallel)",
+                                  ["--distribution", "data_parallel"], 2)):
+        folder = copy(name.split(",")[1].strip().split(" ")[0] + "_jax")
+        t0 = time.perf_counter()
+        step = subprocess.run(cli_runs.cli_command() + ["teacher", *task, "--output-dir",
+                                                        folder, *extra],
+                              capture_output=True, text=True, env=_env(devices))
+        timings[name] = time.perf_counter() - t0
+        if step.returncode:
+            sys.exit(f"bench_scale_out: {name} failed: {step.stderr[-2000:]}")
+        gaps[name] = max(_max_gap(one, folder, split) for split in sizes)
     sequential = copy("sequential")
     t0 = time.perf_counter()
     for i in range(3):
@@ -198,9 +214,22 @@ def bench_teacher(args):
              f"{s / base:.2f}x"] for name, s in timings.items()]
     print(_common.format_table([f"teacher pass, {total} rows (MiniLM-L6, seq 64)", "wall s",
                                 "rows/s", "vs 1 process"], rows))
-    print("merged files equal the one-process pass's, byte for byte")
+    print("merged files equal the one-process pass's, byte for byte; JAX logits within "
+          + ", ".join(f"{g:.1e} ({n})" for n, g in gaps.items()) + " of TensorFlow's")
     shutil.rmtree(work)
-    return {"rows": total, "wall_seconds": timings}
+    return {"rows": total, "wall_seconds": timings, "jax_max_abs_logit_gap": gaps}
+
+
+def _max_gap(a, b, split):
+    """Largest |logit difference| between two runs' `split` outputs."""
+    import numpy as np
+
+    from ptloss_tf.training.teacher.outputs import TeacherOutputs
+
+    x, y = (TeacherOutputs.load(os.path.join(d, f"{split}.jsonl")) for d in (a, b))
+    if list(x.ids) != list(y.ids):
+        sys.exit(f"bench_scale_out: {b}/{split}.jsonl has other rows than {a}'s")
+    return float(np.max(np.abs(x.values - y.values)))
 
 
 def main():
