@@ -308,3 +308,35 @@ def test_each_data_set_runs_the_k_class_losses_in_subprocesses(tmp_path, name):
     truth = collections.Counter(row[label] for row in test)
     assert report["teacher"]["label_counts"] == {
         c: truth.get(c if names is None else str(classes.index(c)), 0) for c in classes}
+
+
+@pytest.mark.slow
+def test_registered_task_teacher_then_distillation_in_subprocesses(tmp_path):
+    """`ptloss-distill teacher --task cb`, then `ptloss-distill --task cb` on
+    its outputs (ids `cb/<split>/<row>`): the registered task's splits, 40
+    training rows, every held-out validation and test row."""
+    from tests.helpers import vocabulary
+    from tests.helpers.hf_bert import write_tiny_hf_bert
+
+    data_dir("cb")
+    write_tiny_hf_bert(str(tmp_path / "bert"), vocabulary(f"w{i}" for i in range(20)), layers=1)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+
+    def cli(*argv):
+        result = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
+                                capture_output=True, text=True, cwd=tmp_path, env=env,
+                                timeout=600)
+        assert result.returncode == 0, result.stderr[-3000:]
+
+    rows = ["--task", "cb", "--max-train-examples", "40", "--sequence-length", "32"]
+    cli("teacher", *rows, "--preset", "bert", "--output-dir", "teacher", "--epochs", "1",
+        "--verbose", "0")
+    cli(*rows, "--teacher-outputs", "teacher", "--vocabulary", "bert/vocab.txt", "--loss", "kl",
+        "dkd", "--output-dir", "run", "--student-layers", "1", "--hidden", "16", "--heads", "2",
+        "--intermediate", "32", "--epochs", "1", "--verbose", "0", "--no-xla")
+    report = json.loads((tmp_path / "run" / "report.json").read_text())
+    assert [r["method"] for r in report["results"]] == ["kl", "dkd"]
+    assert sum(report["results"][0]["prediction_counts"].values()) == 56  # CB's val.jsonl
+    with open(tmp_path / "teacher" / "validation.jsonl", encoding="utf-8") as f:
+        ids = [json.loads(line)["id"] for line in f.readlines()[1:]]  # after the header
+    assert len(ids) == 25 and all(i.startswith("cb/train/") for i in ids)

@@ -57,7 +57,8 @@ def build_parser():
             kwargs.setdefault("default", list(value) if isinstance(value, tuple) else value)
         return group.add_argument(flag, **kwargs)
 
-    _add(parser, "--task", required=True, choices=("sst2", "mnli", "boolq", "rte", "file"))
+    _add(parser, "--task", required=True,
+         choices=("sst2", "mnli", "boolq", "rte", "cb", "sst5", "trec", "file"))
     _add(parser, "--preset", required=True,
                         help="keras-hub preset name or local keras-hub/HuggingFace BERT folder")
     _add(parser, "--output-dir", required=True,
