@@ -24,9 +24,11 @@ STATE_ATTRIBUTES = {
 
 
 class CallbackStates(keras.callbacks.Callback):
-    """Records `callbacks`' states after every epoch in `path` (a JSON file,
-    one entry per epoch, written atomically) and puts them back when `fit`
-    starts past epoch 0 (resumed by `BackupAndRestore`).
+    """Records `callbacks`' states and the epoch's logs after every epoch in
+    `path` (a JSON file, one entry per epoch, written atomically) and puts
+    the states back when `fit` starts past epoch 0 (resumed by
+    `BackupAndRestore`); `full_history` gives the whole run's history,
+    the epochs before the restart included.
 
     The entry read is the one of the epoch before the first resumed one, so
     a kill between this file's write and the backup's cannot mix two epochs.
@@ -45,11 +47,15 @@ class CallbackStates(keras.callbacks.Callback):
     >>> path = os.path.join(tempfile.mkdtemp(), "states.json")
     >>> states = CallbackStates(path, [stop])
     >>> stop.wait, stop.best, stop.best_epoch = 2, 0.25, 4
-    >>> states.on_epoch_end(6)
+    >>> for epoch in range(7):
+    ...     states.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
     >>> stop.wait, stop.best = 0, float("inf")  # a restart resets them
+    >>> states = CallbackStates(path, [stop])
     >>> states.on_epoch_begin(7)
     >>> stop.wait, stop.best, stop.best_epoch
     (2, 0.25, 4)
+    >>> states.full_history({"loss": [0.125]})["loss"][-2:]
+    [0.14285714285714285, 0.125]
     """
 
     def __init__(self, path, callbacks, write=True):
@@ -58,6 +64,7 @@ class CallbackStates(keras.callbacks.Callback):
         self.recorded = [c for c in callbacks if _attributes(c)]
         self.write = write
         self._first_epoch = True
+        self.earlier_logs = []
 
     def on_epoch_begin(self, epoch, logs=None):
         if not self._first_epoch:
@@ -66,13 +73,16 @@ class CallbackStates(keras.callbacks.Callback):
         if epoch == 0 or not os.path.exists(self.path):
             return
         with open(self.path, encoding="utf-8") as f:
-            entry = json.load(f).get(str(epoch - 1))
-        if entry is None:
-            raise ValueError(f"{self.path} holds no callback state for epoch {epoch - 1}, "
-                             f"where the run resumes; delete the run directory to restart it.")
-        for callback, values in zip(self.recorded, entry):
+            states = json.load(f)
+        missing = [e for e in range(epoch) if str(e) not in states]
+        if missing:
+            raise ValueError(f"{self.path} holds no callback state for epoch {missing[0]}, "
+                             f"before the one the run resumes at ({epoch}); delete the "
+                             "method's directory to restart it.")
+        for callback, values in zip(self.recorded, states[str(epoch - 1)]["callbacks"]):
             for name, value in values.items():
                 setattr(callback, name, value)
+        self.earlier_logs = [states[str(e)]["logs"] for e in range(epoch)]
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.write:
@@ -81,10 +91,19 @@ class CallbackStates(keras.callbacks.Callback):
         if epoch > 0 and os.path.exists(self.path):
             with open(self.path, encoding="utf-8") as f:
                 states = json.load(f)
-        states[str(epoch)] = [{name: _plain(getattr(callback, name))
-                               for name in _attributes(callback)}
-                              for callback in self.recorded]
+        states[str(epoch)] = {
+            "callbacks": [{name: _plain(getattr(callback, name))
+                           for name in _attributes(callback)} for callback in self.recorded],
+            "logs": {k: _plain(v) for k, v in (logs or {}).items()},
+        }
         atomic_write_json(self.path, states)
+
+    def full_history(self, history):
+        """`history` (a `History.history` dict of this `fit`) with the epochs
+        before a restart in front: the uninterrupted run's history."""
+        keys = list(history) or sorted({k for logs in self.earlier_logs for k in logs})
+        return {k: [logs.get(k) for logs in self.earlier_logs] + list(history.get(k, []))
+                for k in keys}
 
 
 def _attributes(callback):

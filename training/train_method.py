@@ -298,6 +298,9 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
                                     2 if config.verbose >= 3 else 0),
                                 shuffle=False)
     train_seconds = time.time() - start
+    # The whole run's epochs, those before a restart included.
+    states = next(c for c in callbacks if isinstance(c, CallbackStates))
+    epochs = states.full_history(history.history)
     best_path = os.path.join(method_dir, BEST_WEIGHTS)
     barrier(strategy, f"{method}: best weights written")
     if os.path.exists(best_path):
@@ -306,9 +309,10 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     result = {
         "method": method,
         **evaluate(distiller, test, keys=EVALUATION_KEYS + ("distillation_loss",)),
-        "epochs_run": len(history.history.get("loss", [])),
+        "epochs_run": len(epochs.get("loss", [])),
         "train_seconds": train_seconds,
-        "best_val_accuracy": float(max(history.history.get("val_accuracy", [np.nan]))),
+        "best_val_accuracy": float(np.nanmax(np.asarray(
+            epochs.get("val_accuracy") or [np.nan], dtype=np.float64))),
         "replicas": int(strategy.num_replicas_in_sync),
     }
     for split in splits.extra_test_splits:
@@ -333,7 +337,8 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     with writing(strategy):
         save_student(distiller, student, preprocessor, method_dir)
     atomic_write_json(os.path.join(method_dir, "history.json"),
-                      {k: [float(x) for x in v] for k, v in history.history.items()})
+                      {k: [None if x is None else float(x) for x in v]
+                       for k, v in epochs.items()})
     # Epoch times of this process only: an epoch restored from a backup
     # after an interruption was timed by the earlier process.
     atomic_write_json(os.path.join(method_dir, TIMINGS), {"epoch_seconds": epoch_seconds})

@@ -192,7 +192,8 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
     deadline = time.time() + 240
     # Kill once the first method is finished and the second one has a backup.
     while time.time() < deadline and process.poll() is None:
-        if (out / "kl" / "result.json").exists() and (out / "ptloss" / "backup").exists():
+        if ((out / "kl" / "result.json").exists()
+                and (out / "ptloss" / "backup" / "training_metadata.json").exists()):
             break
         time.sleep(0.2)
     assert process.poll() is None, "the run ended before it could be interrupted"
@@ -206,3 +207,10 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
     assert "kl: already finished" in result.stdout
     report = json.loads((out / "report.json").read_text())
     assert [r["method"] for r in report["results"]] == ["kl", "ptloss"]
+    # Killed after at least one ptloss epoch: its result and history still
+    # count every epoch (3, or fewer only by early stopping), not only those
+    # after the restart, and the best validation accuracy is over all of them.
+    ptloss = report["results"][1]
+    history = json.loads((out / "ptloss" / "history.json").read_text())
+    assert ptloss["epochs_run"] == len(history["loss"]) == len(history["val_accuracy"]) == 3
+    assert ptloss["best_val_accuracy"] == pytest.approx(max(history["val_accuracy"]))
