@@ -129,7 +129,7 @@ class DISTLoss(DistillationLossBase):
     def _per_example_loss(self, p, log_q):
         q = ops.exp(log_q)
         inter = 1.0 - _pearson(q, p, axis=-1)
-        weights = getattr(self, "_row_weights", None)
+        weights = self._row_weights
         if weights is not None:
             weights = ops.broadcast_to(ops.reshape(ops.cast(weights, q.dtype), (-1, 1)),
                                        (ops.shape(q)[0], 1))

@@ -57,3 +57,20 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_training_cli(*argv, cwd=None, timeout=600, check=False):
+    """`ptloss-distill ARGV` (`python -m ptloss_tf.training`) in a fresh
+    process with the user's environment (no TF_CPP_MIN_LOG_LEVEL); returns
+    the `CompletedProcess`. `check`: assert it exits 0 (showing stderr's tail)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
+                            capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout)
+    if check:
+        assert result.returncode == 0, result.stderr[-3000:]
+    return result
+

@@ -3,21 +3,16 @@ start-up noise unless asked for (`--verbose 3`), nothing written on bad
 input. Run as console scripts in fresh processes, with the user's
 environment (no TF_CPP_MIN_LOG_LEVEL)."""
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from ptloss_tf.console import framework_logging_requested
+from tests.helpers import run_training_cli
 
 pytestmark = pytest.mark.slow  # subprocesses
 
 
 def run_cli(*argv, cwd=None):
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    return subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
-                          capture_output=True, text=True, env=env, cwd=cwd, timeout=300)
+    return run_training_cli(*argv, cwd=cwd, timeout=300)
 
 
 def test_framework_logging_requested():

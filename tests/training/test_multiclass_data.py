@@ -12,8 +12,6 @@ import collections
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,6 +21,7 @@ from ptloss_tf.training.data.tasks import data_roots
 from ptloss_tf.training.data.tasks import get_task
 from ptloss_tf.training.task_examples import DataSource
 from ptloss_tf.training.task_examples import load_task_examples
+from tests.helpers import run_training_cli
 
 # Published sizes: SuperGLUE CB (de Marneffe et al. 2019; Wang et al. 2019),
 # SST-5 (Socher et al. 2013), TREC (Li & Roth 2002). Per split, per class.
@@ -281,14 +280,9 @@ def test_each_data_set_runs_the_k_class_losses_in_subprocesses(tmp_path, name):
     files = ["--task", "file", "--train-file", f"train.{suffix}", "--test-file",
              f"test.{suffix}", "--text-fields", *fields, "--label-field", label,
              "--class-names", *classes]
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
     def cli(*argv):
-        result = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
-                                capture_output=True, text=True, cwd=tmp_path, env=env,
-                                timeout=900)
-        assert result.returncode == 0, result.stderr[-3000:]
-        return result
+        return run_training_cli(*argv, cwd=tmp_path, timeout=900, check=True)
 
     cli("teacher", *files, "--preset", "bert", "--output-dir", "teacher", "--epochs", "1",
         "--sequence-length", "32", "--verbose", "0")
@@ -320,13 +314,9 @@ def test_registered_task_teacher_then_distillation_in_subprocesses(tmp_path):
 
     data_dir("cb")
     write_tiny_hf_bert(str(tmp_path / "bert"), vocabulary(f"w{i}" for i in range(20)), layers=1)
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
     def cli(*argv):
-        result = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
-                                capture_output=True, text=True, cwd=tmp_path, env=env,
-                                timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
+        return run_training_cli(*argv, cwd=tmp_path, check=True)
 
     rows = ["--task", "cb", "--max-train-examples", "40", "--sequence-length", "32"]
     cli("teacher", *rows, "--preset", "bert", "--output-dir", "teacher", "--epochs", "1",

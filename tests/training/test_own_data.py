@@ -7,7 +7,6 @@ test.
 """
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -284,10 +283,8 @@ def test_own_files_teacher_then_distillation_in_subprocesses(tmp_path):
     file holding one label value: the teacher's reported test accuracy, the
     label encoding of every output and the students' metrics are checked
     against values computed here from the files themselves."""
-    import subprocess
-    import sys
-
     from ptloss_tf.training.teacher.outputs import TeacherOutputs
+    from tests.helpers import run_training_cli
     from tests.helpers import vocabulary
     from tests.helpers.hf_bert import write_tiny_hf_bert
 
@@ -307,13 +304,9 @@ def test_own_files_teacher_then_distillation_in_subprocesses(tmp_path):
     write_tsv(tmp_path / "test.tsv", test)
     write_tiny_hf_bert(str(tmp_path / "bert"), vocabulary(words), layers=1)
     files = ["--task", "file", "--train-file", "train.tsv", "--test-file", "test.tsv"]
-    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
 
     def cli(*argv):
-        result = subprocess.run([sys.executable, "-m", "ptloss_tf.training", *argv],
-                                capture_output=True, text=True, cwd=tmp_path, env=env,
-                                timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
+        result = run_training_cli(*argv, cwd=tmp_path, check=True)
         for noise in ("oneDNN", "cuInit", "absl::InitializeLog", "cuda drivers"):
             assert noise not in result.stderr + result.stdout
         return result
