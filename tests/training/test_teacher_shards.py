@@ -267,6 +267,27 @@ def test_under_jax_the_teacher_predicts_on_a_data_parallel_mesh(fine_tuned, tmp_
         np.testing.assert_array_equal(shard.values, mesh.values[rows])
 
 
+@pytest.mark.slow
+def test_under_jax_the_teacher_predicts_window_by_window(fine_tuned, tmp_path):
+    # 16 training rows in batches of 4 and length buckets: at least 4
+    # batches. In windows of 2, no predict call holds more than 2 batches,
+    # and the logits are those of one window over the whole split.
+    worker = os.path.join(os.path.dirname(__file__), "..", "helpers",
+                          "jax_predict_window_worker.py")
+    out = tmp_path / "windows.npz"
+    step = subprocess.run([sys.executable, worker, str(fine_tuned / "run" / "teacher.keras"),
+                           str(fine_tuned / "train.tsv"), str(out), "2"],
+                          capture_output=True, text=True, env=jax_env(3), timeout=600)
+    assert step.returncode == 0, step.stderr[-3000:]
+    result = np.load(out)
+    whole_calls, windowed_calls = result["whole_calls"].tolist(), result["windowed_calls"].tolist()
+    assert len(whole_calls) == 1 and whole_calls[0] >= 4
+    assert max(windowed_calls) == 2 and sum(windowed_calls) == whole_calls[0]
+    assert len(windowed_calls) == -(-whole_calls[0] // 2)
+    assert result["windowed"].shape == (16, 2) and np.isfinite(result["windowed"]).all()
+    np.testing.assert_array_equal(result["windowed"], result["whole"])
+
+
 def test_a_mesh_for_the_teacher_needs_jax(fine_tuned, tmp_path, capsys):
     assert main(_argv(fine_tuned, tmp_path / "run", "--distribution", "data_parallel")) == 2
     err = capsys.readouterr().err.strip().splitlines()

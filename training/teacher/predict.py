@@ -5,7 +5,9 @@ it) goes through `predict_logits`. Under TensorFlow it runs one
 `tf.function`; under JAX it runs `Model.predict`, on a `keras.distribution`
 data-parallel mesh when one is given (`--distribution data_parallel`: each
 batch is split over the devices; the teacher must be loaded onto the mesh,
-`load_teacher`).
+`load_teacher`), one window of batches at a time, so that memory holds a
+window's token ids, not the split's (1.5 GB for a million rows of 128
+tokens).
 """
 
 import numpy as np
@@ -52,8 +54,11 @@ def load_teacher(path, distribution=None):
         return keras.saving.load_model(path)
 
 
+WINDOW_BATCHES = 64
+
+
 def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries="auto",
-                   distribution=None):
+                   distribution=None, window_batches=WINDOW_BATCHES):
     """Logits `[N, K]` in the examples' order, from length-bucketed batches.
 
     Buckets reorder examples, so each carries its row index; padding every
@@ -72,6 +77,10 @@ def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries=
             distribution (the model loaded under it, `load_teacher`); each
             batch is padded to a multiple of its devices by repeating its
             first row, and the padding rows' logits are dropped.
+        window_batches: JAX only: batches tokenised and held in memory at
+            once, each window one `Model.predict` call (the compiled
+            program is reused across windows, so the logits do not depend
+            on it).
     """
     import keras
 
@@ -86,7 +95,9 @@ def predict_logits(model, examples, preprocessor, batch_size, bucket_boundaries=
                              "(KERAS_BACKEND=jax); under TensorFlow use --shard I/N.")
         batches = _tensorflow_batches(model, dataset)
     else:
-        batches = _keras_batches(model, dataset, distribution)
+        if window_batches < 1:
+            raise ValueError(f"window_batches must be at least 1, got {window_batches}.")
+        batches = _keras_batches(model, dataset, distribution, window_batches)
     logits = None
     for index, batch in batches:
         if logits is None:
@@ -112,9 +123,10 @@ def _tensorflow_batches(model, dataset):
         yield targets["index"].numpy(), np.asarray(forward(inputs), np.float32)
 
 
-def _keras_batches(model, dataset, distribution):
-    """(row indices, logits) of each batch, through one `Model.predict`
-    (one compiled program per batch shape; on the mesh when one is given)."""
+def _keras_batches(model, dataset, distribution, window_batches):
+    """(row indices, logits) of each batch, through `Model.predict` on
+    windows of `window_batches` batches (one compiled program per batch
+    shape, reused by every window; on the mesh when one is given)."""
     import contextlib
 
     import keras
@@ -122,28 +134,54 @@ def _keras_batches(model, dataset, distribution):
     from ptloss_tf.distribution import axis_size
 
     multiple = 1 if distribution is None else axis_size(distribution, "batch")
-    inputs, indices = [], []
-    for x, targets in dataset.as_numpy_iterator():
-        rows = len(targets["index"])
-        padded = -(-rows // multiple) * multiple
-        take = np.r_[np.arange(rows), np.zeros(padded - rows, int)]
-        inputs.append({k: v[take] for k, v in x.items()})
-        indices.append(targets["index"])
-    if not inputs:
-        return
 
-    class Batches(keras.utils.PyDataset):
+    class Window(keras.utils.PyDataset):
+        def __init__(self, inputs):
+            super().__init__()
+            self.inputs = inputs
+
         def __len__(self):
-            return len(inputs)
+            return len(self.inputs)
 
         def __getitem__(self, i):
-            return inputs[i]
+            return self.inputs[i]
 
-    with distribution.scope() if distribution is not None else contextlib.nullcontext():
-        # The batches are token ids already: Keras' own predict, not the
-        # keras-hub task's, which would run the attached preprocessor on them.
-        logits = np.asarray(keras.Model.predict(model, Batches(), verbose=0), np.float32)
-    start = 0
-    for index, x in zip(indices, inputs):
-        yield index, logits[start:start + len(index)]
-        start += len(next(iter(x.values())))
+    def predict(inputs):
+        with distribution.scope() if distribution is not None else contextlib.nullcontext():
+            # The batches are token ids already: Keras' own predict, not the
+            # keras-hub task's, which would run the attached preprocessor on them.
+            return np.asarray(keras.Model.predict(model, Window(inputs), verbose=0), np.float32)
+
+    padded = (_padded(x, targets["index"], multiple) for x, targets in dataset.as_numpy_iterator())
+    for window in _windows(padded, window_batches):
+        logits = predict([x for x, _ in window])
+        start = 0
+        for x, index in window:
+            yield index, logits[start:start + len(index)]
+            start += len(next(iter(x.values())))
+
+
+def _padded(x, index, multiple):
+    """The batch `x` with its first row repeated up to a multiple of
+    `multiple` rows (the mesh splits a batch evenly over its devices), and
+    the row indices of its real rows."""
+    rows = len(index)
+    take = np.r_[np.arange(rows), np.zeros(-(-rows // multiple) * multiple - rows, int)]
+    return {k: v[take] for k, v in x.items()}, index
+
+
+def _windows(items, size):
+    """`items` in lists of `size` (the last one shorter).
+
+    Example:
+    >>> [len(w) for w in _windows(range(5), 2)]
+    [2, 2, 1]
+    """
+    window = []
+    for item in items:
+        window.append(item)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
