@@ -1,9 +1,27 @@
-"""`AtomicBackupAndRestore`: `BackupAndRestore` whose backups survive a kill."""
+"""`AtomicBackupAndRestore`: `BackupAndRestore` whose backups survive a kill
+and resume with the dropout masks of an uninterrupted run."""
 
 import json
 import os
 
 import keras
+import numpy as np
+
+
+def seed_generator_states(model):
+    """The states of `model`'s random generators (its dropout layers'), in
+    `model.variables` order.
+
+    `save_weights` does not store them (they are not weights), so a model
+    restored from weights alone draws other dropout masks than the run it
+    was saved from; store and assign these as well to resume that run.
+
+    Example:
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=1)])
+    >>> [v.shape for v in seed_generator_states(model)]
+    [(2,)]
+    """
+    return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -17,6 +35,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     into place, so a backup is either the old one or the new one, never half
     of one. (A kill between the two renames leaves new weights with the old
     epoch count: the restart repeats at most one epoch.)
+
+    The metadata also holds the model's random-generator states
+    (`seed_generator_states`), which `save_weights` leaves out: restored,
+    the resumed epochs draw the same dropout masks as an uninterrupted run,
+    so they train on the same steps (Keras' own callback restarts the
+    generators from their initial state).
 
     Args:
         backup_dir, save_freq, delete_checkpoint: as for
@@ -58,8 +82,26 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         tmp_metadata = os.path.join(self.backup_dir, "writing_metadata.json")
         self.model.save_weights(filepath=tmp_weights, overwrite=True)
         with open(tmp_metadata, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                       "seed_states": [keras.ops.convert_to_numpy(v.value).tolist()
+                                       for v in seed_generator_states(self.model)]}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_weights, self._weights_path)
         os.replace(tmp_metadata, self._training_metadata_path)
+
+    def _load_model(self):
+        super()._load_model()
+        if not os.path.exists(self._training_metadata_path):
+            return
+        with open(self._training_metadata_path) as f:
+            saved = json.load(f).get("seed_states")
+        if saved is None:  # a backup written before the states were kept
+            return
+        variables = seed_generator_states(self.model)
+        if len(saved) != len(variables):
+            raise ValueError(f"{self._training_metadata_path} holds {len(saved)} random-"
+                             f"generator states; this model has {len(variables)}: the "
+                             "backup is another model's (remove it to start afresh).")
+        for variable, value in zip(variables, saved):
+            variable.assign(np.asarray(value, dtype=variable.dtype))

@@ -153,6 +153,9 @@ class Distiller(keras.Model):
             from_logits=True,
             reduction=getattr(distillation_loss, "reduction", "sum_over_batch_size"),
         )
+        # Keras' own "loss" tracker weighs a batch by its rows, padding rows
+        # of a device mesh included; this one weighs it as the two below do.
+        self.total_loss_tracker = keras.metrics.Mean(name="loss")
         self.distillation_loss_tracker = keras.metrics.Mean(
             name="distillation_loss"
         )
@@ -234,6 +237,9 @@ class Distiller(keras.Model):
                 self,
                 ops.sum(ops.stack([ops.cast(l, "float32") for l in regularisation])),
             )
+        self.total_loss_tracker.update_state(
+            keras_compat.unscale_loss_for_distribution(total), sample_weight=batch
+        )
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
@@ -254,7 +260,7 @@ class Distiller(keras.Model):
         return self._results(has_labels=LABELS in y)
 
     def _results(self, has_labels):
-        metrics = [keras_compat.loss_tracker(self), self.distillation_loss_tracker,
+        metrics = [self.total_loss_tracker, self.distillation_loss_tracker,
                    self.agreement_metric]
         if has_labels:
             metrics += [self.student_loss_tracker, self.accuracy_metric,
@@ -266,7 +272,7 @@ class Distiller(keras.Model):
         if not self.compiled:
             return []
         return [
-            keras_compat.loss_tracker(self),
+            self.total_loss_tracker,
             self.distillation_loss_tracker,
             self.student_loss_tracker,
             self.agreement_metric,

@@ -1,6 +1,6 @@
 """The private Keras API the `Distiller` relies on, one small function each.
 
-`keras.Model` offers no public hook for three things a custom `compute_loss`
+`keras.Model` offers no public hook for two things a custom `compute_loss`
 must match in the built-in trainer, and one the `Distiller` reads:
 
 * `unscale_loss_for_distribution`: the trainer reports the loss per global
@@ -9,20 +9,19 @@ must match in the built-in trainer, and one the `Distiller` reads:
   (`keras.src.losses.loss.unscale_loss_for_distribution`).
 * `aggregate_additional_loss`: regularisation losses summed and scaled for
   the replicas the way the trainer does it (`Trainer._aggregate_additional_loss`).
-* `loss_tracker`: the trainer's `"loss"` `Mean` tracker
-  (`Trainer._loss_tracker`), which the `Distiller` reports with its metrics.
 * `model_distribute_strategy`: the `tf.distribute` strategy a model was
   created under, or None (`TensorFlowTrainer._distribute_strategy`; the public
   `Model.distribute_strategy` returns the default strategy instead of None).
 
 Checked on Keras 3.12.0, 3.13.0, 3.14.0, 3.15.0, 3.15.1 (the version this
 project installs) and the 3.16.0 development branch: in all of them these
-four private names exist with the same code (`KERAS_VERSIONS_CHECKED`).
+three private names exist with the same code (`KERAS_VERSIONS_CHECKED`).
 `setup.cfg` requires Keras >= 3.12 (the first with `keras.distillation`).
 On a Keras where a name has moved, the first two functions fall back to a
-copy of the checked behaviour, `model_distribute_strategy` to the public
-`Model.distribute_strategy`, and `loss_tracker` raises a `RuntimeError` that
-names the installed and the checked versions.
+copy of the checked behaviour and `model_distribute_strategy` to the public
+`Model.distribute_strategy`. (The `Distiller` keeps its own `"loss"` tracker
+instead of `Trainer._loss_tracker`, which weighs a batch by its rows, a
+device mesh's padding rows of weight 0 included.)
 """
 
 import keras
@@ -97,30 +96,6 @@ def aggregate_additional_loss(model, loss):
     if replicas > 1:
         loss = ops.multiply(loss, ops.cast(1.0 / replicas, loss.dtype))
     return loss
-
-
-def loss_tracker(model):
-    """The compiled `model`'s `Mean` metric named `"loss"` (total loss).
-
-    Raises:
-        RuntimeError: the installed Keras keeps it elsewhere than the checked
-            versions did.
-
-    Example:
-    >>> model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    >>> model.compile(loss="mse")
-    >>> loss_tracker(model).name
-    'loss'
-    """
-    try:
-        return model._loss_tracker
-    except AttributeError:
-        raise RuntimeError(
-            f"Keras {keras.__version__} has no `Model._loss_tracker`; "
-            "ptloss_tf.keras_compat.loss_tracker was checked on Keras "
-            f"{', '.join(KERAS_VERSIONS_CHECKED)}. Install one of those or "
-            "update ptloss_tf.keras_compat for this version."
-        ) from None
 
 
 def model_distribute_strategy(model):

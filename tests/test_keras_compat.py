@@ -2,7 +2,7 @@
 
 Checked on Keras 3.12.0, 3.13.0, 3.14.0, 3.15.0 and 3.15.1 (and the 3.16.0
 development branch): `keras.src.losses.loss.unscale_loss_for_distribution`,
-`Trainer._aggregate_additional_loss`, `Trainer._loss_tracker` and
+`Trainer._aggregate_additional_loss` and
 `TensorFlowTrainer._distribute_strategy` have the same code in all of them.
 These tests run on the installed Keras; the first one fails, naming the
 version, when that Keras no longer has one of the names (then the fallbacks
@@ -45,7 +45,6 @@ def test_installed_keras_has_the_private_names():
     model = _model()
     model.compile(loss="mse")
     assert callable(getattr(model, "_aggregate_additional_loss", None)), where
-    assert isinstance(getattr(model, "_loss_tracker", None), keras.metrics.Mean), where
     assert hasattr(model, "_distribute_strategy"), where
 
 
@@ -81,16 +80,6 @@ def test_aggregate_additional_loss(mirrored_strategy):
     for target in (model, no_method):
         total = keras_compat.aggregate_additional_loss(target, integers)
         assert total.dtype == keras.backend.floatx() and float(total) == 3.0
-
-
-def test_loss_tracker():
-    model = _model()
-    model.compile(loss="mse")
-    tracker = keras_compat.loss_tracker(model)
-    assert isinstance(tracker, keras.metrics.Mean) and tracker.name == "loss"
-    assert model.metrics[0] is tracker
-    with pytest.raises(RuntimeError, match="3.12.0, 3.13.0"):
-        keras_compat.loss_tracker(object())
 
 
 def test_model_distribute_strategy(mirrored_strategy):

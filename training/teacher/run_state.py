@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from ptloss_tf.callbacks import seed_generator_states
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import file_sha256
 from ptloss_tf.io_utils import save_atomically
@@ -120,15 +121,6 @@ def write_state(config, state):
                       {k: v for k, v in state.items() if k != "resumed"})
 
 
-def seed_states(model):
-    """The dropout layers' random-generator states (`model.variables` order).
-
-    `save_weights` does not store them; restoring them makes a resumed
-    fine-tuning draw the same dropout masks as an uninterrupted one.
-    """
-    return [v for v in model.variables if "seed_generator_state" in v.path]
-
-
 def backup(config, state, teacher, epochs_done):
     """Saves the weights, optimizer and dropout states after `epochs_done` epochs.
 
@@ -143,7 +135,7 @@ def backup(config, state, teacher, epochs_done):
                     os.path.join(directory, "writing.weights.h5"), path)
     previous = state.get("backup")
     state.update(epochs_done=int(epochs_done), backup=name,
-                 seed_states=[np.asarray(v).tolist() for v in seed_states(teacher)])
+                 seed_states=[np.asarray(v).tolist() for v in seed_generator_states(teacher)])
     write_state(config, state)
     if previous and previous != name and os.path.exists(os.path.join(directory, previous)):
         os.unlink(os.path.join(directory, previous))
@@ -160,7 +152,7 @@ def restore(config, state, teacher):
     # The optimizer's variables must exist for load_weights to fill them.
     teacher.optimizer.build(teacher.trainable_variables)
     teacher.load_weights(path)
-    for variable, value in zip(seed_states(teacher), state.get("seed_states") or ()):
+    for variable, value in zip(seed_generator_states(teacher), state.get("seed_states") or ()):
         variable.assign(np.asarray(value, dtype=variable.dtype))
     return int(state["epochs_done"])
 
