@@ -18,7 +18,7 @@ def seed_generator_states(model):
 
     Example:
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=1)])
-    >>> [v.shape for v in seed_generator_states(model)]
+    >>> [tuple(v.shape) for v in seed_generator_states(model)]
     [(2,)]
     """
     return [v for v in model.variables if "seed_generator_state" in v.path]
