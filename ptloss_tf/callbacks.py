@@ -10,17 +10,44 @@ import numpy as np
 
 def seed_generator_states(model):
     """The states of `model`'s random generators (its dropout layers'), in
-    `model.variables` order.
+    `model.variables` order, as JSON-ready lists.
 
     `save_weights` does not store them (they are not weights), so a model
     restored from weights alone draws other dropout masks than the run it
-    was saved from; store and assign these as well to resume that run.
+    was saved from; store these as well and put them back with
+    `restore_seed_generator_states` to resume that run.
 
     Example:
     >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=1)])
-    >>> [tuple(v.shape) for v in seed_generator_states(model)]
-    [(2,)]
+    >>> [len(state) for state in seed_generator_states(model)]
+    [2]
     """
+    return [keras.ops.convert_to_numpy(v.value).tolist() for v in _seed_generator_variables(model)]
+
+
+def restore_seed_generator_states(model, states, source):
+    """Assigns `states` (from `seed_generator_states`) to `model`'s random
+    generators; None (a backup written before they were kept) changes
+    nothing. A ValueError names `source` when the counts differ.
+
+    Example:
+    >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.5, seed=1)])
+    >>> restore_seed_generator_states(model, [[7, 3]], "backup.json")
+    >>> seed_generator_states(model)
+    [[7, 3]]
+    """
+    if states is None:
+        return
+    variables = _seed_generator_variables(model)
+    if len(states) != len(variables):
+        raise ValueError(f"{source} holds {len(states)} random-generator states; this model "
+                         f"has {len(variables)}: the backup is another model's (remove it to "
+                         "start afresh).")
+    for variable, value in zip(variables, states):
+        variable.assign(np.asarray(value, dtype=variable.dtype))
+
+
+def _seed_generator_variables(model):
     return [v for v in model.variables if "seed_generator_state" in v.path]
 
 
@@ -83,8 +110,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         self.model.save_weights(filepath=tmp_weights, overwrite=True)
         with open(tmp_metadata, "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                       "seed_states": [keras.ops.convert_to_numpy(v.value).tolist()
-                                       for v in seed_generator_states(self.model)]}, f)
+                       "seed_states": seed_generator_states(self.model)}, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_weights, self._weights_path)
@@ -95,13 +121,5 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         if not os.path.exists(self._training_metadata_path):
             return
         with open(self._training_metadata_path) as f:
-            saved = json.load(f).get("seed_states")
-        if saved is None:  # a backup written before the states were kept
-            return
-        variables = seed_generator_states(self.model)
-        if len(saved) != len(variables):
-            raise ValueError(f"{self._training_metadata_path} holds {len(saved)} random-"
-                             f"generator states; this model has {len(variables)}: the "
-                             "backup is another model's (remove it to start afresh).")
-        for variable, value in zip(variables, saved):
-            variable.assign(np.asarray(value, dtype=variable.dtype))
+            states = json.load(f).get("seed_states")
+        restore_seed_generator_states(self.model, states, self._training_metadata_path)

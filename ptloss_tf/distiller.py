@@ -220,15 +220,16 @@ class Distiller(keras.Model):
         # weight (rows of weight 0, e.g. a mesh's padding, do not count).
         batch = (ops.shape(y_pred)[0] if sample_weight is None
                  else ops.sum(ops.cast(sample_weight, "float32")))
-        self.distillation_loss_tracker.update_state(
-            keras_compat.unscale_loss_for_distribution(distill), sample_weight=batch
-        )
+
+        def track(tracker, loss):
+            tracker.update_state(keras_compat.unscale_loss_for_distribution(loss),
+                                 sample_weight=batch)
+
+        track(self.distillation_loss_tracker, distill)
         total = (1.0 - self.student_loss_weight) * distill
         if LABELS in y:
             student = self.student_loss(y[LABELS], y_pred, sample_weight)
-            self.student_loss_tracker.update_state(
-                keras_compat.unscale_loss_for_distribution(student), sample_weight=batch
-            )
+            track(self.student_loss_tracker, student)
             if self.student_loss_weight > 0:
                 total = total + self.student_loss_weight * student
         regularisation = self.student.losses
@@ -237,9 +238,7 @@ class Distiller(keras.Model):
                 self,
                 ops.sum(ops.stack([ops.cast(l, "float32") for l in regularisation])),
             )
-        self.total_loss_tracker.update_state(
-            keras_compat.unscale_loss_for_distribution(total), sample_weight=batch
-        )
+        track(self.total_loss_tracker, total)
         return total
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from ptloss_tf.callbacks import restore_seed_generator_states
 from ptloss_tf.callbacks import seed_generator_states
 from ptloss_tf.io_utils import atomic_write_json
 from ptloss_tf.io_utils import file_sha256
@@ -135,7 +136,7 @@ def backup(config, state, teacher, epochs_done):
                     os.path.join(directory, "writing.weights.h5"), path)
     previous = state.get("backup")
     state.update(epochs_done=int(epochs_done), backup=name,
-                 seed_states=[np.asarray(v).tolist() for v in seed_generator_states(teacher)])
+                 seed_states=seed_generator_states(teacher))
     write_state(config, state)
     if previous and previous != name and os.path.exists(os.path.join(directory, previous)):
         os.unlink(os.path.join(directory, previous))
@@ -152,8 +153,8 @@ def restore(config, state, teacher):
     # The optimizer's variables must exist for load_weights to fill them.
     teacher.optimizer.build(teacher.trainable_variables)
     teacher.load_weights(path)
-    for variable, value in zip(seed_generator_states(teacher), state.get("seed_states") or ()):
-        variable.assign(np.asarray(value, dtype=variable.dtype))
+    restore_seed_generator_states(teacher, state.get("seed_states"),
+                                  os.path.join(config.output_dir, STATE_FILE))
     return int(state["epochs_done"])
 
 
