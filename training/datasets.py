@@ -90,3 +90,38 @@ def align_data_order_across_strategies(train, config):
     """
     if config.strategy == "default" and not isinstance(train, PreparedBatches):
         iter(train)
+
+
+def data_order_callback(train):
+    """A callback that gives a resumed `fit` the uninterrupted run's batch
+    order from the epoch it resumes at.
+
+    `PreparedBatches` draws epoch `e`'s order from `(seed, e)`: the
+    callback tells it the epoch. A `tf.data` pipeline reshuffled on every
+    iteration (`make_dataset(shuffle=True)`) draws its k-th order for the
+    k-th iterator made of it, so a restarted process would begin at the
+    first order again: at the first epoch `e` of a resumed fit the callback
+    makes (and drops) the iterators the uninterrupted run made in epochs
+    0 .. e-1 first. Keras 3's `EpochIterator` makes two per epoch when the
+    dataset's cardinality is known (the epoch's and, at its end, one for the
+    next epoch that the next epoch replaces) and one when it is not; a fit
+    with `steps_per_epoch` keeps one iterator and is not covered. Making an
+    iterator only draws its shuffle seeds: nothing is read or tokenised.
+    Tested: a kill-and-resume ends at the uninterrupted run's weights
+    (`tests/training/test_data_order.py`).
+    """
+    import keras
+
+    if isinstance(train, PreparedBatches):
+        return keras.callbacks.LambdaCallback(
+            on_epoch_begin=lambda epoch, logs: train.set_epoch(epoch))
+    per_epoch = 2 if int(train.cardinality()) >= 0 else 1
+    first = []
+
+    def skip_earlier_orders(epoch, logs):
+        if not first:
+            first.append(epoch)
+            for _ in range(per_epoch * epoch):
+                iter(train)
+
+    return keras.callbacks.LambdaCallback(on_epoch_begin=skip_earlier_orders)

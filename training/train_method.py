@@ -17,6 +17,7 @@ from ptloss_tf.probabilities import distance_to_p_star
 from ptloss_tf.probabilities import softmax
 from ptloss_tf.training.callback_states import CallbackStates
 from ptloss_tf.training.datasets import align_data_order_across_strategies
+from ptloss_tf.training.datasets import data_order_callback
 from ptloss_tf.training.datasets import inputs_only
 from ptloss_tf.training.datasets import run_datasets
 from ptloss_tf.training.mesh_strategy import barrier
@@ -282,9 +283,8 @@ def train_method(method, config, splits, coefficients, output_dir, strategy=None
     epoch_seconds = []
     callbacks = training_callbacks(config, method_dir, epoch_seconds, method=method, log=log,
                                    strategy=strategy)
-    if hasattr(train, "set_epoch"):  # a resumed fit starts at its epoch's batch order
-        callbacks.insert(0, keras.callbacks.LambdaCallback(
-            on_epoch_begin=lambda epoch, logs: train.set_epoch(epoch)))
+    # First: a resumed fit starts at its epoch's batch order.
+    callbacks.insert(0, data_order_callback(train))
     log(f"\n== {method}: training {student.count_params():,} parameters for up to "
         f"{config.epochs} epochs on {strategy.num_replicas_in_sync} replica(s) "
         f"({type(strategy).__name__}, dtype policy {keras.config.dtype_policy().name}) ==")
