@@ -105,8 +105,10 @@ def data_order_callback(train):
     0 .. e-1 first. Keras 3's `EpochIterator` makes two per epoch when the
     dataset's cardinality is known (the epoch's and, at its end, one for the
     next epoch that the next epoch replaces) and one when it is not; a fit
-    with `steps_per_epoch` keeps one iterator and is not covered. Making an
-    iterator only draws its shuffle seeds: nothing is read or tokenised.
+    with `steps_per_epoch` keeps one iterator and is not covered. A dropped
+    iterator costs what Keras' own end-of-epoch one does: its shuffle
+    seeds and, through the prefetch, a first fill of the shuffle buffer
+    from the already filled cache (nothing is tokenised again).
     Tested: a kill-and-resume ends at the uninterrupted run's weights
     (`tests/training/test_data_order.py`).
     """
