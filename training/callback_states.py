@@ -33,7 +33,10 @@ class CallbackStates(keras.callbacks.Callback):
     The entry read is the one of the epoch before the first resumed one, so
     a kill between this file's write and the backup's cannot mix two epochs.
     Place it after the callbacks it records (their `on_epoch_end` runs
-    first).
+    first) and before the `BackupAndRestore`: then every epoch the backup
+    holds has its entry here, and a resumed fit without one (a backup
+    written before this file) is an error, not a run that silently forgets
+    the epochs before the restart.
 
     Args:
         path: the JSON file.
@@ -70,10 +73,12 @@ class CallbackStates(keras.callbacks.Callback):
         if not self._first_epoch:
             return
         self._first_epoch = False
-        if epoch == 0 or not os.path.exists(self.path):
+        if epoch == 0:
             return
-        with open(self.path, encoding="utf-8") as f:
-            states = json.load(f)
+        states = {}
+        if os.path.exists(self.path):
+            with open(self.path, encoding="utf-8") as f:
+                states = json.load(f)
         missing = [e for e in range(epoch) if str(e) not in states]
         if missing:
             raise ValueError(f"{self.path} holds no callback state for epoch {missing[0]}, "

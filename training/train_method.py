@@ -201,15 +201,19 @@ def training_callbacks(config, method_dir, epoch_seconds, method="", log=print,
     early_stopping = keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max",
                                                    patience=config.early_stopping_patience)
     return tensorboard + checkpoint + [
-        AtomicBackupAndRestore(os.path.join(method_dir, "backup"), read_only=not writer,
-                               save_outside_distribution=several),
         early_stopping,
         keras.callbacks.LambdaCallback(
             on_epoch_begin=lambda epoch, logs: started.append(time.perf_counter()),
             on_epoch_end=on_epoch_end),
-        # Last: it records the others' state after their on_epoch_end.
+        # After the callbacks it records (their on_epoch_end runs first) and
+        # before the backup: a kill between the two leaves a states file one
+        # epoch ahead of the backup (harmless: entries are per epoch), never
+        # a backup ahead of the states (the resumed epochs would lose the
+        # early stopping's and the best checkpoint's state).
         CallbackStates(os.path.join(method_dir, CALLBACK_STATES), checkpoint + [early_stopping],
                        write=writer),
+        AtomicBackupAndRestore(os.path.join(method_dir, "backup"), read_only=not writer,
+                               save_outside_distribution=several),
     ]
 
 
