@@ -8,6 +8,10 @@ import keras
 import numpy as np
 
 
+#: The two weight files a backup alternates between (see `AtomicBackupAndRestore`).
+WEIGHT_FILES = ("backup_a.weights.h5", "backup_b.weights.h5")
+
+
 def seed_generator_states(model):
     """The states of `model`'s random generators (its dropout layers'), in
     `model.variables` order, as JSON-ready lists.
@@ -57,11 +61,12 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
     Keras writes `latest.weights.h5` in place: a process killed during that
     write (SIGKILL, preemption) leaves a truncated HDF5 file, and the restart
     fails with "Unable to synchronously open file" (Keras' own fallback,
-    `double_checkpoint`, cannot help on the first backup). Here weights and
-    metadata go to temporary files in the backup directory and are renamed
-    into place, so a backup is either the old one or the new one, never half
-    of one. (A kill between the two renames leaves new weights with the old
-    epoch count: the restart repeats at most one epoch.)
+    `double_checkpoint`, cannot help on the first backup). Here the weights
+    go to whichever of two files (`backup_a` / `backup_b.weights.h5`) the
+    current backup does not use, and the metadata, which names that file,
+    is written to a temporary file and renamed into place: that rename is
+    the only commit, so a backup is either the old one or the new one, never
+    half of one, and never new weights with the old epoch count.
 
     The metadata also holds the model's random-generator states
     (`seed_generator_states`), which `save_weights` leaves out: restored,
@@ -105,21 +110,34 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
     def _write_backup(self):
         os.makedirs(self.backup_dir, exist_ok=True)
-        tmp_weights = os.path.join(self.backup_dir, "writing.weights.h5")
+        current = (self._read_metadata() or {}).get("weights")
+        weights = WEIGHT_FILES[1] if current == WEIGHT_FILES[0] else WEIGHT_FILES[0]
         tmp_metadata = os.path.join(self.backup_dir, "writing_metadata.json")
-        self.model.save_weights(filepath=tmp_weights, overwrite=True)
+        self.model.save_weights(filepath=os.path.join(self.backup_dir, weights), overwrite=True)
         with open(tmp_metadata, "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                       "seed_states": seed_generator_states(self.model)}, f)
+                       "weights": weights, "seed_states": seed_generator_states(self.model)}, f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp_weights, self._weights_path)
         os.replace(tmp_metadata, self._training_metadata_path)
 
-    def _load_model(self):
-        super()._load_model()
+    def _read_metadata(self):
         if not os.path.exists(self._training_metadata_path):
-            return
+            return None
         with open(self._training_metadata_path) as f:
-            states = json.load(f).get("seed_states")
-        restore_seed_generator_states(self.model, states, self._training_metadata_path)
+            return json.load(f)
+
+    def _load_model(self):
+        metadata = self._read_metadata()
+        if metadata is None or "weights" not in metadata:
+            super()._load_model()  # nothing yet, or Keras' own layout
+        else:
+            if not self.model.built:
+                super()._load_model()  # Keras' "must be built" error
+            if self.model.optimizer is not None and not self.model.optimizer.built:
+                self.model.optimizer.build(self.model.trainable_variables)
+            self.model.load_weights(os.path.join(self.backup_dir, metadata["weights"]))
+            self.model._initial_epoch = metadata["epoch"]
+        if metadata is not None:
+            restore_seed_generator_states(self.model, metadata.get("seed_states"),
+                                          self._training_metadata_path)

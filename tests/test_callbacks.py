@@ -1,3 +1,4 @@
+import json
 import os
 
 import keras
@@ -15,33 +16,52 @@ def _distiller():
     return distiller
 
 
-def test_a_kill_during_a_backup_write_keeps_the_previous_backup(tmp_path):
+@pytest.mark.parametrize("dies", ["during the weights write", "before the metadata commit"])
+def test_a_kill_during_a_backup_write_keeps_the_previous_backup(tmp_path, monkeypatch, dies):
     x = np.random.default_rng(0).normal(size=(16, 4)).astype("float32")
     y = {"teacher_probs": np.full((16, 2), 0.5, "float32")}
     backup = ptloss_tf.callbacks.AtomicBackupAndRestore(str(tmp_path), delete_checkpoint=False)
     distiller = _distiller()
     distiller.fit(x, y, epochs=1, verbose=0, callbacks=[backup])
     saved = [w.numpy().copy() for w in distiller.weights]
-    good = (tmp_path / "latest.weights.h5").read_bytes()
+    metadata = (tmp_path / "training_metadata.json").read_text()
+    weights_file = tmp_path / json.loads(metadata)["weights"]
+    good = weights_file.read_bytes()
+    distiller.fit(x, y, epochs=1, verbose=0)  # other weights for the next backup
 
-    def dies_mid_write(filepath, overwrite=True):
-        with open(filepath, "wb") as f:
-            f.write(good[: len(good) // 3])  # a truncated HDF5 file
-        raise KeyboardInterrupt("killed")
+    if dies == "during the weights write":
+        def save_weights(filepath, overwrite=True):
+            with open(filepath, "wb") as f:
+                f.write(good[: len(good) // 3])  # a truncated HDF5 file
+            raise KeyboardInterrupt("killed")
 
-    distiller.save_weights = dies_mid_write
+        distiller.save_weights = save_weights
+    else:  # the new weights are complete; the metadata's rename never happens
+        real_replace = os.replace
+
+        def replace(src, dst):
+            if str(dst).endswith("training_metadata.json"):
+                raise KeyboardInterrupt("killed")
+            real_replace(src, dst)
+
+        monkeypatch.setattr(ptloss_tf.callbacks.os, "replace", replace)
     with pytest.raises(KeyboardInterrupt):
         backup.set_model(distiller)
-        backup._current_epoch = 1
+        backup._current_epoch = 2
         backup._save_model()
-    assert (tmp_path / "latest.weights.h5").read_bytes() == good
+    monkeypatch.undo()
+    assert weights_file.read_bytes() == good
+    assert (tmp_path / "training_metadata.json").read_text() == metadata
     restarted = _distiller()
-    restarted.fit(x, y, epochs=1, verbose=0,
-                  callbacks=[ptloss_tf.callbacks.AtomicBackupAndRestore(str(tmp_path))])
-    # Epoch 1 was already done: nothing trains, the weights are the backup's.
+    history = restarted.fit(x, y, epochs=1, verbose=0, callbacks=[
+        ptloss_tf.callbacks.AtomicBackupAndRestore(str(tmp_path))])
+    # Epoch 1 was already done: nothing trains, the weights are the backup's
+    # (with Keras' in-place or two-rename writes, the second case restored
+    # the new weights under epoch 1's count).
+    assert history.epoch == []
     for a, b in zip(saved, restarted.weights):
         np.testing.assert_allclose(a, b.numpy())
-    assert not os.path.exists(tmp_path / "latest.weights.h5")  # deleted at the end
+    assert not os.path.exists(tmp_path / "training_metadata.json")  # deleted at the end
 
 
 def _dropout_distiller():
