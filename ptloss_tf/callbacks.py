@@ -113,7 +113,10 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         current = (self._read_metadata() or {}).get("weights")
         weights = WEIGHT_FILES[1] if current == WEIGHT_FILES[0] else WEIGHT_FILES[0]
         tmp_metadata = os.path.join(self.backup_dir, "writing_metadata.json")
-        self.model.save_weights(filepath=os.path.join(self.backup_dir, weights), overwrite=True)
+        path = os.path.join(self.backup_dir, weights)
+        self.model.save_weights(filepath=path, overwrite=True)
+        with open(path, "rb") as f:  # on disk before the metadata names it
+            os.fsync(f.fileno())
         with open(tmp_metadata, "w") as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
                        "weights": weights, "seed_states": seed_generator_states(self.model)}, f)
