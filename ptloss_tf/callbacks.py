@@ -7,6 +7,9 @@ import os
 import keras
 import numpy as np
 
+from ptloss_tf.io_utils import atomic_write_json
+from ptloss_tf.io_utils import save_atomically
+
 
 #: The two weight files a backup alternates between (see `AtomicBackupAndRestore`).
 WEIGHT_FILES = ("backup_a.weights.h5", "backup_b.weights.h5")
@@ -112,17 +115,13 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.makedirs(self.backup_dir, exist_ok=True)
         current = (self._read_metadata() or {}).get("weights")
         weights = WEIGHT_FILES[1] if current == WEIGHT_FILES[0] else WEIGHT_FILES[0]
-        tmp_metadata = os.path.join(self.backup_dir, "writing_metadata.json")
-        path = os.path.join(self.backup_dir, weights)
-        self.model.save_weights(filepath=path, overwrite=True)
-        with open(path, "rb") as f:  # on disk before the metadata names it
-            os.fsync(f.fileno())
-        with open(tmp_metadata, "w") as f:
-            json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen,
-                       "weights": weights, "seed_states": seed_generator_states(self.model)}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp_metadata, self._training_metadata_path)
+        # Both synced to disk; the metadata's rename is the commit.
+        save_atomically(lambda tmp: self.model.save_weights(filepath=tmp, overwrite=True),
+                        os.path.join(self.backup_dir, "writing.weights.h5"),
+                        os.path.join(self.backup_dir, weights))
+        atomic_write_json(self._training_metadata_path,
+                          {"epoch": self._current_epoch, "batch": self._last_batch_seen,
+                           "weights": weights, "seed_states": seed_generator_states(self.model)})
 
     def _read_metadata(self):
         if not os.path.exists(self._training_metadata_path):
